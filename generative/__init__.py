@@ -1,0 +1,1 @@
+"""Generative labs: autoencoders, VAEs, GANs (to come)."""

@@ -1,0 +1,184 @@
+"""The `lab` command. Sub-commands import what they need when they run: `lab --help` and
+`lab list` never import torch, wandb or lime."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from labs.errors import LabError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="lab", description="Run deep-learning and RL labs: `lab list`, then `lab run NAME`.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    ls = sub.add_parser("list", help="list the installed labs (built-in and plugins)")
+    ls.add_argument("pattern", nargs="?", default="*", help="glob on lab names, e.g. '*mlp*'")
+    ls.add_argument("--tag", help="only labs with this tag (supervised, rl, ...)")
+
+    info = sub.add_parser("info", help="a lab's summary, tags, source and config keys")
+    info.add_argument("name")
+
+    run = sub.add_parser("run", help="run a lab")
+    run.add_argument("name")
+    run.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a config key (repeatable): --set lr=0.01 --set hidden=[128,64]")
+    run.add_argument("--config", metavar="FILE", help="a YAML or TOML file of config values")
+    run.add_argument("--epochs", help="shortcut for --set epochs=N")
+    run.add_argument("--seed", help="shortcut for --set seed=N")
+    run.add_argument("--device", help="shortcut for --set device=auto|cpu|cuda|mps")
+    run.add_argument("--resume", metavar="RUN", help="continue a stopped run (its id or path)")
+    run.add_argument("--no-explain", action="store_true", help="skip the LIME explanations")
+    run.add_argument("--no-track", action="store_true", help="no Weights & Biases")
+    run.add_argument("--wandb", choices=("offline", "online"),
+                     help="W&B mode (default: $WANDB_MODE, else offline)")
+    run.add_argument("--wandb-project", default=os.environ.get("WANDB_PROJECT", "labs"))
+    run.add_argument("--wandb-entity", default=os.environ.get("WANDB_ENTITY"))
+    run.add_argument("--runs-dir", help="where runs go (default: $LAB_RUNS_DIR or ./runs)")
+
+    runs = sub.add_parser("runs", help="list past runs")
+    runs.add_argument("lab", nargs="?", help="only this lab's runs")
+    runs.add_argument("--runs-dir")
+
+    ex = sub.add_parser("explain", help="explain more predictions of a saved run")
+    ex.add_argument("run", help="a run id, <lab>/<id> or path")
+    ex.add_argument("--input", metavar="FILE", help="an image file or a CSV row to explain")
+    ex.add_argument("--samples", type=int, help="how many test samples to explain")
+    ex.add_argument("--runs-dir")
+
+    new = sub.add_parser("new", help="write a ready plugin package with a new lab")
+    new.add_argument("name", help="the lab's name, e.g. my-mlp")
+    new.add_argument("--dir", default=".", help="where to create the package (default: .)")
+    new.add_argument("--kind", default="supervised", choices=("supervised",),
+                     help="template (generative and rl templates come with those labs)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command is None:
+        _parser().print_help()
+        return 0
+    try:
+        return COMMANDS[args.command](args) or 0
+    except LabError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from labs.registry import discover
+
+    reg = discover()
+    specs = reg.select(args.pattern, args.tag)
+    width = max((len(s.name) for s in specs), default=10)
+    for s in specs:
+        mark = "" if s.builtin else f"  [plugin: {s.dist}]"
+        tags = f" ({', '.join(s.tags)})" if s.tags else ""
+        print(f"{s.name:<{width}}  {s.summary}{tags}{mark}")
+    for name, specs_ in sorted(reg.conflicts.items()):
+        print(f"{name:<{width}}  ERROR: registered twice, by "
+              + " and by ".join(f"{s.dist} ({s.entry_point})" for s in specs_))
+    for s in reg.broken:
+        print(f"{s.name:<{width}}  BROKEN ({s.dist}): {s.problem}")
+    if not specs and not reg.conflicts and not reg.broken:
+        print("no labs match" if args.pattern != "*" or args.tag else "no labs installed")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from labs import config
+    from labs.registry import discover
+
+    spec = discover().get(args.name)
+    lab = spec.load()
+    print(f"{spec.name}: {lab.describe()}")
+    print(f"  tags:     {', '.join(lab.tags) or '-'}")
+    kind = "built-in" if spec.builtin else "third-party plugin"
+    print(f"  source:   {spec.dist} ({kind}), {spec.entry_point}")
+    print(f"  explains: {lab.explains}")
+    rows = [(f.name, f.type_name, repr(f.default), f.help
+             + (f" [{'|'.join(map(str, f.choices))}]" if f.choices else ""))
+            for f in config.fields(lab.Config)]
+    widths = [max(len(r[i]) for r in rows + [("key", "type", "default", "")]) for i in range(3)]
+    print("\n  " + "  ".join(h.ljust(w) for h, w in zip(("key", "type", "default"), widths))
+          + "  help")
+    for r in rows:
+        print("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[3])
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from labs.config import parse_set
+
+    overrides = parse_set(args.sets)
+    for key in ("epochs", "seed", "device"):
+        if getattr(args, key) is not None:
+            overrides[key] = getattr(args, key)
+    if args.no_explain:
+        overrides["explain"] = "false"
+    if args.resume and (overrides or args.config):
+        raise LabError("--resume continues a run with its saved config; drop --set/--config")
+    mode = "disabled" if args.no_track else (args.wandb or os.environ.get("WANDB_MODE")
+                                            or "offline")
+    if mode not in ("offline", "online", "disabled", "dryrun"):
+        raise LabError(f"WANDB_MODE={mode} is not offline, online or disabled")
+    from labs.runner import execute
+
+    result = execute(args.name, overrides, config_file=args.config, resume=args.resume,
+                     wandb_mode="offline" if mode == "dryrun" else mode,
+                     wandb_project=args.wandb_project, wandb_entity=args.wandb_entity,
+                     runs_dir=args.runs_dir, command=" ".join(["lab", *sys.argv[1:]]),
+                     echo=True)
+    print(f"run {result.run_id} finished: {result.dir}")
+    for k, v in result.metrics.items():
+        print(f"  {k:<24} {v:.4f}" if isinstance(v, float) else f"  {k:<24} {v}")
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from labs.rundir import list_runs
+
+    rows = list_runs(args.runs_dir, args.lab)
+    if not rows:
+        print("no runs yet: try `lab run digits-mlp`")
+        return 0
+    print(f"{'lab':<18} {'id':<22} {'created':<20} {'status':<12} headline")
+    for r in rows:
+        head = f"{r.headline}={r.value:.4f}" if isinstance(r.value, float) else (
+            f"{r.headline}={r.value}" if r.headline else "-")
+        print(f"{r.lab:<18} {r.id:<22} {r.created:<20} {r.status:<12} {head}")
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from labs.reload import explain_saved
+
+    out, summary = explain_saved(args.run, input_file=args.input, samples=args.samples,
+                                 runs_dir=args.runs_dir)
+    print(f"explanations in {out}")
+    for k, v in summary.items():
+        print(f"  {k:<24} {v:.4f}")
+    return 0
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    from labs.scaffold import new_plugin
+
+    path = new_plugin(args.name, args.dir, kind=args.kind)
+    print(f"created {path}\nnext: pip install -e {path} && lab run {args.name}")
+    return 0
+
+
+COMMANDS = {"list": cmd_list, "info": cmd_info, "run": cmd_run, "runs": cmd_runs,
+            "explain": cmd_explain, "new": cmd_new}
+
+if __name__ == "__main__":
+    sys.exit(main())

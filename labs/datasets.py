@@ -1,0 +1,98 @@
+"""Datasets that need no network: shipped with scikit-learn or generated.
+
+Every loader returns a `labs.data.Dataset` with float32 inputs, int64 class targets (or float32
+regression targets) and the metadata explanations and plots use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from labs.data import Dataset, Split
+
+GATES = {
+    "AND": (0, 0, 0, 1),
+    "OR": (0, 1, 1, 1),
+    "NAND": (1, 1, 1, 0),
+    "NOR": (1, 0, 0, 0),
+    "XOR": (0, 1, 1, 0),
+    "XNOR": (1, 0, 0, 1),
+}
+
+
+def from_arrays(x: np.ndarray, y: np.ndarray, *, test_size: float = 0.2, val_size: float = 0.0,
+                scale: bool = True, seed: int = 0, classification: bool = True,
+                feature_names: Sequence[str] | None = None,
+                class_names: Sequence[str] | None = None,
+                image_shape: tuple[int, ...] | None = None, pixel_max: float = 1.0) -> Dataset:
+    """Split arrays (stratified for classification), standardize with the training statistics,
+    and wrap them as a `Dataset`."""
+    from sklearn.model_selection import train_test_split
+
+    x = np.asarray(x, dtype=np.float32)
+    y = np.asarray(y)
+    strat = y if classification else None
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=test_size, random_state=seed,
+                                              stratify=strat)
+    x_va = y_va = None
+    if val_size > 0:
+        strat = y_tr if classification else None
+        x_tr, x_va, y_tr, y_va = train_test_split(
+            x_tr, y_tr, test_size=val_size / (1 - test_size), random_state=seed, stratify=strat)
+    mean = x_tr.mean(axis=0) if scale else np.zeros(x.shape[1:], np.float32)
+    std = x_tr.std(axis=0) if scale else np.ones(x.shape[1:], np.float32)
+    std = np.where(std < 1e-8, 1.0, std).astype(np.float32)  # constant pixels stay constant
+
+    def split(a, b):
+        xt = torch.from_numpy(((a - mean) / std).astype(np.float32))
+        yt = torch.from_numpy(b.astype(np.int64 if classification else np.float32))
+        return Split(xt, yt)
+
+    n_classes = int(y.max()) + 1 if classification else 0
+    display = None
+    if image_shape is not None:
+        m, s = mean.reshape(image_shape), std.reshape(image_shape)
+
+        def display(img: np.ndarray) -> np.ndarray:
+            return np.asarray(img).reshape(image_shape) * s + m
+
+    def encode(raw: np.ndarray) -> np.ndarray:
+        raw = np.asarray(raw, dtype=np.float32).reshape(x.shape[1:])
+        return ((raw - mean) / std).astype(np.float32)
+
+    return Dataset(
+        train=split(x_tr, y_tr), test=split(x_te, y_te), encode=encode, pixel_max=pixel_max,
+        val=split(x_va, y_va) if x_va is not None else None,
+        n_classes=n_classes, feature_names=feature_names,
+        class_names=class_names or ([str(c) for c in range(n_classes)] if n_classes else None),
+        image_shape=image_shape, display=display,
+        extras={"mean": mean, "std": std},
+    )
+
+
+def digits(*, test_size: float = 0.2, val_size: float = 0.0, scale: bool = True,
+           seed: int = 0) -> Dataset:
+    """scikit-learn's 1,797 8x8 handwritten digits (ships with scikit-learn: no download)."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    return from_arrays(d.data, d.target, test_size=test_size, val_size=val_size, scale=scale,
+                       seed=seed, image_shape=(8, 8), pixel_max=16.0,
+                       feature_names=[f"px{r}{c}" for r in range(8) for c in range(8)])
+
+
+def logic_gate(name: str) -> Dataset:
+    """The four rows of a 2-input truth table; train and test are the same four rows."""
+    name = name.upper()
+    if name not in GATES:
+        from labs.errors import ConfigError
+
+        raise ConfigError(f"unknown gate '{name}'; choose from {', '.join(GATES)}")
+    x = torch.tensor([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=torch.float32)
+    y = torch.tensor(GATES[name], dtype=torch.int64)
+    return Dataset(train=Split(x, y), test=Split(x, y), n_classes=2,
+                   encode=lambda raw: np.asarray(raw, dtype=np.float32).reshape(2),
+                   feature_names=["x1", "x2"], class_names=["0", "1"], extras={"gate": name})

@@ -1,0 +1,218 @@
+"""Find labs through the `labs` entry-point group, without importing them.
+
+A lab's entry is plain data (name, `module:attr`, distribution). `lab list` reads the summary
+and tags from the lab's source with `ast`, so listing never imports torch or a lab's heavy
+dependencies; only the lab being run is imported. Built-in labs are registered exactly like
+third-party ones, in this project's own `pyproject.toml`.
+
+Plugin control (after pytest's `PYTEST_DISABLE_PLUGIN_AUTOLOAD`):
+- `LAB_DISABLE_PLUGIN_AUTOLOAD=1`: only the built-in labs are loaded;
+- `LAB_PLUGINS=dist-or-lab,...`: only the named third-party distributions or labs are loaded.
+"""
+
+from __future__ import annotations
+
+import ast
+import fnmatch
+import importlib
+import importlib.util
+import os
+import sys
+from dataclasses import dataclass, field
+from importlib import metadata
+
+from labs.errors import DuplicateLab, LabNotFound, PluginError
+
+GROUP = "labs"
+BUILTIN_DIST = "lab-framework"
+
+
+@dataclass(frozen=True)
+class LabSpec:
+    """One registered lab, as its entry point describes it."""
+
+    name: str
+    entry_point: str  # "package.module:Class"
+    dist: str  # the distribution that registers it
+    summary: str = ""
+    tags: tuple[str, ...] = ()
+    problem: str = ""  # why it cannot be used ("" when fine)
+
+    @property
+    def builtin(self) -> bool:
+        return self.dist == BUILTIN_DIST
+
+    @property
+    def module(self) -> str:
+        return self.entry_point.partition(":")[0]
+
+    @property
+    def attr(self) -> str:
+        return self.entry_point.partition(":")[2]
+
+    def load(self) -> type:
+        """Import the lab class (this is where torch & co get imported)."""
+        if self.problem:
+            raise PluginError(f"lab '{self.name}' cannot be used: {self.problem}")
+        try:
+            obj = importlib.import_module(self.module)
+            for part in self.attr.split("."):
+                obj = getattr(obj, part)
+        except Exception as e:  # a plugin's import error is reported, not raised as ours
+            raise PluginError(
+                f"lab '{self.name}' ({self.dist}) failed to import: {type(e).__name__}: {e}"
+            ) from e
+        from labs.lab import Lab
+
+        if not (isinstance(obj, type) and issubclass(obj, Lab)):
+            raise PluginError(f"lab '{self.name}' ({self.dist}): {self.entry_point} is not a Lab")
+        obj.name = self.name
+        obj.source = self.dist
+        return obj
+
+
+@dataclass
+class Registry:
+    """All labs found, plus the entries that were refused (broken, duplicate, blocked)."""
+
+    labs: dict[str, LabSpec] = field(default_factory=dict)
+    broken: list[LabSpec] = field(default_factory=list)
+    conflicts: dict[str, list[LabSpec]] = field(default_factory=dict)
+
+    def get(self, name: str) -> LabSpec:
+        if name in self.conflicts:
+            a, b = self.conflicts[name][:2]
+            raise DuplicateLab(
+                f"lab '{name}' is registered twice: by {a.dist} ({a.entry_point}) and by "
+                f"{b.dist} ({b.entry_point}); uninstall one of them"
+            )
+        if name in self.labs:
+            return self.labs[name]
+        for spec in self.broken:
+            if spec.name == name:
+                raise PluginError(f"lab '{name}' ({spec.dist}) cannot be used: {spec.problem}")
+        raise LabNotFound(name, self.labs)
+
+    def select(self, pattern: str = "*", tag: str | None = None) -> list[LabSpec]:
+        """Labs whose name matches the fnmatch `pattern` (and carry `tag`), sorted by name."""
+        return sorted(
+            (s for s in self.labs.values()
+             if fnmatch.fnmatch(s.name, pattern) and (tag is None or tag in s.tags)),
+            key=lambda s: s.name,
+        )
+
+
+def discover(env: dict[str, str] | None = None) -> Registry:
+    """Read the `labs` entry points of every installed distribution."""
+    env = os.environ if env is None else env
+    autoload = env.get("LAB_DISABLE_PLUGIN_AUTOLOAD", "").lower() not in ("1", "true", "yes")
+    allowed = {x.strip() for x in env.get("LAB_PLUGINS", "").split(",") if x.strip()}
+
+    seen: dict[tuple[str, str, str], None] = {}
+    for ep in metadata.entry_points(group=GROUP):
+        dist = ep.dist.metadata["Name"] if ep.dist is not None else "?"
+        seen.setdefault((ep.name, ep.value, dist), None)  # one dist can be found twice on a path
+
+    reg = Registry()
+    candidates: dict[str, list[LabSpec]] = {}
+    for name, value, dist in seen:
+        if dist != BUILTIN_DIST:
+            if allowed and dist not in allowed and name not in allowed:
+                continue
+            if not allowed and not autoload:
+                continue
+        spec = _describe(name, value, dist)
+        if spec.problem:
+            reg.broken.append(spec)
+        else:
+            candidates.setdefault(name, []).append(spec)
+
+    for name, specs in candidates.items():
+        builtin = [s for s in specs if s.builtin]
+        if len(specs) == 1:
+            reg.labs[name] = specs[0]
+        elif len(builtin) == 1:
+            # The built-in lab keeps its name; the plugin that copies it is refused.
+            reg.labs[name] = builtin[0]
+            for s in specs:
+                if not s.builtin:
+                    reg.broken.append(_refused(s, builtin[0]))
+        else:
+            reg.conflicts[name] = specs
+    return reg
+
+
+def _refused(spec: LabSpec, owner: LabSpec) -> LabSpec:
+    return LabSpec(spec.name, spec.entry_point, spec.dist, spec.summary, spec.tags,
+                   problem=f"name already registered by {owner.dist} ({owner.entry_point})")
+
+
+def _describe(name: str, value: str, dist: str) -> LabSpec:
+    """Summary and tags read from the lab's source (no import); a problem if it cannot be found."""
+    module, sep, attr = value.partition(":")
+    if not sep or not attr:
+        return LabSpec(name, value, dist, problem=f"entry point '{value}' is not 'module:Class'")
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError) as e:
+        return LabSpec(name, value, dist, problem=f"cannot find module {module}: {e}")
+    if spec is None:
+        return LabSpec(name, value, dist, problem=f"module {module} is not installed")
+    if not spec.origin or not spec.origin.endswith(".py"):
+        return LabSpec(name, value, dist)  # compiled or namespace: described when loaded
+    try:
+        tree = ast.parse(open(spec.origin, encoding="utf-8").read(), spec.origin)
+    except (OSError, SyntaxError) as e:
+        return LabSpec(name, value, dist, problem=f"cannot read {spec.origin}: {e}")
+    missing = _missing_imports(tree)
+    if missing:
+        return LabSpec(name, value, dist,
+                       problem=f"{module} imports {missing}, which is not installed")
+    cls = next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == attr), None)
+    if cls is None:
+        return LabSpec(name, value, dist, problem=f"{module} defines no class {attr}")
+    return LabSpec(name, value, dist, *_class_info(cls))
+
+
+def _missing_imports(tree: ast.Module) -> str:
+    """The first top-level absolute import that no installed package provides."""
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module]
+        else:
+            continue
+        for full in names:
+            top = full.split(".")[0]
+            if top in sys.builtin_module_names or top in sys.modules:
+                continue
+            if importlib.util.find_spec(top) is None:
+                return top
+    return ""
+
+
+def _class_info(cls: ast.ClassDef) -> tuple[str, tuple[str, ...]]:
+    summary = ""
+    tags: tuple[str, ...] = ()
+    doc = ast.get_docstring(cls)
+    if doc:
+        summary = doc.strip().splitlines()[0]
+    for node in cls.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            target, value = node.target, node.value
+        else:
+            continue
+        if not isinstance(target, ast.Name):
+            continue
+        try:
+            literal = ast.literal_eval(value)
+        except ValueError:
+            continue
+        if target.id == "summary" and isinstance(literal, str):
+            summary = literal
+        elif target.id == "tags" and isinstance(literal, (tuple, list)):
+            tags = tuple(str(t) for t in literal)
+    return summary, tags

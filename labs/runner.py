@@ -1,0 +1,176 @@
+"""Everything that happens around a lab's `run()`: config, seeding, device, run directory,
+tracking, explanations after training, summary and status. The CLI and the notebook API
+(`labs.run`) both go through `execute`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import platform
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from labs import config as config_mod
+from labs import rundir
+from labs.errors import LabError, RunNotFound
+from labs.registry import BUILTIN_DIST, discover
+
+
+@dataclass
+class Result:
+    """What a finished run gives back: metrics, trained model(s), directory."""
+
+    lab: str
+    run_id: str
+    dir: Path
+    metrics: dict[str, Any]
+    config: Any
+    models: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def model(self) -> Any:
+        """The trained model (the first one, for labs that train several)."""
+        return next(iter(self.models.values()), None)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                          for k, v in self.metrics.items())
+        return f"Result({self.lab} {self.run_id}: {shown}; dir={self.dir})"
+
+
+def load_lab(name: str) -> type:
+    """Import the lab registered as `name`."""
+    return discover().get(name).load()
+
+
+def resolve_config(lab_cls: type, overrides: dict[str, Any] | None = None,
+                   config_file: str | Path | None = None) -> Any:
+    """Defaults, then the config file, then overrides; all type-checked."""
+    values: dict[str, Any] = {}
+    if config_file:
+        values.update(config_mod.load_file(config_file))
+        config_mod.build(lab_cls.Config, values, source=str(config_file))
+    values.update(overrides or {})
+    return config_mod.build(lab_cls.Config, values)
+
+
+def execute(name: str, overrides: dict[str, Any] | None = None, *,
+            config_file: str | Path | None = None, resume: str | None = None,
+            wandb_mode: str = "offline", wandb_project: str = "labs",
+            wandb_entity: str | None = None, runs_dir: str | Path | None = None,
+            callbacks: Sequence[Any] = (), progress: bool | None = None,
+            command: str = "", echo: bool = False) -> Result:
+    """Run lab `name` from start to summary, or resume the run `resume`."""
+    lab_cls = load_lab(name)
+    from labs import device as device_mod
+    from labs.run import Run
+    from labs.tracker import Tracker
+    from labs.trainer import seed_everything
+
+    if resume:
+        path = rundir.find(resume, name, runs_dir)
+        saved = rundir.read_yaml(path / "config.yaml")
+        if saved.get("lab") != name:
+            raise RunNotFound(f"run {resume} belongs to lab '{saved.get('lab')}', not '{name}'")
+        status = _read_status(path)
+        if status == "completed":
+            raise LabError(f"run {path} already completed; nothing to resume")
+        cfg = config_mod.build(lab_cls.Config, saved.get("config", {}), source=str(path))
+        run_id, meta = path.name, saved
+    else:
+        cfg = resolve_config(lab_cls, overrides, config_file)
+        device_mod.choose(cfg.device)  # a bad device fails before a directory is made
+        run_id, path = rundir.create(name, runs_dir)
+        meta = {"lab": name, "run_id": run_id,
+                "created": dt.datetime.now().isoformat(timespec="seconds"),
+                "command": command, "config": config_mod.to_dict(cfg)}
+    dev = device_mod.choose(cfg.device)
+    meta.update(seed=cfg.seed, device=str(dev), versions=versions(lab_cls.source))
+    rundir.write_yaml(path / "config.yaml", meta)
+    _write_summary(path, "running", {}, "")
+
+    seed_everything(cfg.seed)
+    tracker = Tracker(path, wandb_mode=wandb_mode, project=wandb_project, entity=wandb_entity,
+                      name=f"{name}/{run_id}", run_id=_wandb_id(run_id),
+                      config={"lab": name, **config_mod.to_dict(cfg)}, tags=lab_cls.tags,
+                      resume=bool(resume))
+    run = Run(name, run_id, path, cfg, dev, tracker, resuming=bool(resume),
+              callbacks=callbacks, progress=progress)
+    lab = lab_cls()
+    if echo:
+        print(f"{name}: run {run_id} in {path} on {dev}", file=sys.stderr)
+    try:
+        metrics = dict(lab.run(cfg, run) or {})
+        if getattr(cfg, "explain", False) and lab_cls.explains != "none" and run.models:
+            from labs.explaining import explain_run
+
+            metrics.update(explain_run(lab, cfg, run, run.models, run.data,
+                                       n=cfg.explain_samples, num_samples=cfg.explain_num_samples))
+    except BaseException as e:
+        status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
+        _write_summary(path, status, {}, "", error=f"{type(e).__name__}: {e}")
+        tracker.finish(exit_code=1)
+        raise
+    headline = lab_cls.headline or next(iter(metrics), "")
+    _write_summary(path, "completed", metrics, headline)
+    tracker.summary(metrics)
+    tracker.finish()
+    return Result(name, run_id, path, metrics, cfg, dict(run.models))
+
+
+def _wandb_id(run_id: str) -> str:
+    return run_id.replace("-", "")  # W&B ids are [a-z0-9]
+
+
+def _read_status(path: Path) -> str:
+    import json
+
+    try:
+        return json.loads((path / "summary.json").read_text()).get("status", "?")
+    except (OSError, ValueError):
+        return "?"
+
+
+def _write_summary(path: Path, status: str, metrics: dict, headline: str, **extra) -> None:
+    from labs.tracker import _plain
+
+    rundir.write_json(path / "summary.json", {
+        "status": status, "headline": headline,
+        "metrics": {k: _plain(v) for k, v in metrics.items()},
+        "updated": dt.datetime.now().isoformat(timespec="seconds"), **extra})
+
+
+def versions(lab_dist: str = "") -> dict[str, str]:
+    """Versions that decide a run's numbers."""
+    out = {"python": platform.python_version()}
+    for dist in ("torch", "numpy", "scikit-learn", "lime", "wandb", BUILTIN_DIST, lab_dist):
+        if dist and dist not in out:
+            try:
+                out[dist] = metadata.version(dist)
+            except metadata.PackageNotFoundError:
+                pass
+    return out
+
+
+def run(name: str, *, config: str | Path | None = None, resume: str | None = None,
+        track: str | bool = "offline", wandb_project: str = "labs",
+        wandb_entity: str | None = None, runs_dir: str | Path | None = None,
+        callbacks: Sequence[Any] = (), progress: bool | None = None,
+        **overrides: Any) -> Result:
+    """Run a lab from Python (a notebook, a script) and get its metrics, model and directory.
+
+    >>> result = run("digits-mlp", epochs=5, hidden=[128])
+    >>> result.metrics["test_acc"], result.model, result.dir
+
+    Keyword arguments are config overrides, checked like `--set`. `track` is a W&B mode
+    ("offline", "online", "disabled") or False.
+    """
+    mode = "disabled" if track is False else ("offline" if track is True else str(track))
+    if mode not in ("offline", "online", "disabled"):
+        raise LabError(f"track must be offline, online or disabled, not {track!r}")
+    return execute(name, overrides, config_file=config, resume=resume, wandb_mode=mode,
+                   wandb_project=wandb_project, wandb_entity=wandb_entity, runs_dir=runs_dir,
+                   callbacks=callbacks, progress=progress)

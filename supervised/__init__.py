@@ -1,0 +1,1 @@
+"""Supervised labs: perceptrons, MLPs, CNNs, RNNs, transfer learning."""

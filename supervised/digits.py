@@ -1,0 +1,53 @@
+"""Keras-style dense network on scikit-learn's 8x8 handwritten digits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from torch import nn
+
+from labs import Lab, TrainConfig, datasets, models, option, plots
+
+
+@dataclass
+class Config(TrainConfig):
+    hidden: list[int] = option([64], "hidden layer widths")
+    activation: str = option("relu", "hidden activation", choices=tuple(models.ACTIVATIONS))
+    dropout: float = option(0.0, "dropout after each hidden layer")
+    epochs: int = option(40, "passes over the training data")
+    test_size: float = option(0.2, "held-out test fraction (stratified)")
+
+
+class DigitsMLP(Lab):
+    """Dense network (64 -> hidden -> 10, softmax) on the 8x8 handwritten digits."""
+
+    tags = ("supervised", "mlp", "images")
+    explains = "image"
+    headline = "test_acc"
+    Config = Config
+
+    def data(self, cfg: Config):
+        return datasets.digits(test_size=cfg.test_size, scale=True, seed=cfg.seed)
+
+    def model(self, cfg: Config, data) -> nn.Module:
+        return models.mlp(data.n_features, cfg.hidden, data.n_classes, cfg.activation,
+                          cfg.dropout)
+
+    def run(self, cfg: Config, run) -> dict:
+        data = self.data(cfg)
+        model = self.model(cfg, data)
+        fit = run.fit(model, data, loss=nn.CrossEntropyLoss())
+
+        run.figure("curves", plots.curves(fit.history, title="digits-mlp"))
+        pred = fit.trainer.predict(data.test.x).argmax(-1).cpu().numpy()
+        true = data.test.y.numpy()
+        run.figure("confusion", plots.confusion(true, pred, data.class_names))
+        wrong = np.flatnonzero(pred != true)[:32]
+        images = [data.display(data.test.x[i].numpy()) for i in wrong]
+        titles = [f"{true[i]}→{pred[i]}" for i in wrong]
+        run.figure("misclassified", plots.image_grid(
+            images, titles, title=f"{len(np.flatnonzero(pred != true))} misclassified "
+                                  f"(true→predicted)"))
+        return {"test_acc": fit.test["acc"], "test_loss": fit.test["loss"],
+                "train_acc": fit.history.last.get("train_acc", float("nan"))}

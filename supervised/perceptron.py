@@ -1,0 +1,144 @@
+"""Rosenblatt's perceptron learns the logic gates it can separate, and fails on XOR."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from labs import Lab, LabConfig, datasets, default_subject, option
+
+
+@dataclass
+class Config(LabConfig):
+    gates: list[str] = option(["AND", "OR", "NAND", "NOR", "XOR"], "gates to learn")
+    epochs: int = option(20, "at most this many passes over the truth table")
+    lr: float = option(0.1, "learning rate of the perceptron rule")
+    theta_and: float = option(2.0, "McCulloch-Pitts threshold that makes AND (weights 1, 1)")
+    theta_or: float = option(1.0, "McCulloch-Pitts threshold that makes OR (weights 1, 1)")
+
+
+class Perceptron(nn.Module):
+    """Weighted sum plus bias, then a step: y = 1 if w.x + b >= 0 else 0."""
+
+    def __init__(self, n_in: int):
+        super().__init__()
+        # trained by the perceptron rule, not by gradients
+        self.weight = nn.Parameter(torch.zeros(n_in), requires_grad=False)
+        self.bias = nn.Parameter(torch.zeros(()), requires_grad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x @ self.weight + self.bias >= 0).float()
+
+    def learn(self, x: torch.Tensor, t: torch.Tensor, lr: float) -> int:
+        """One pass of the perceptron learning rule; returns the number of mistakes."""
+        mistakes = 0
+        for xi, ti in zip(x, t.float()):
+            err = ti - self(xi)
+            if err != 0:
+                self.weight += lr * err * xi
+                self.bias += lr * err
+                mistakes += 1
+        return mistakes
+
+
+def mcculloch_pitts(x: torch.Tensor, theta: float) -> torch.Tensor:
+    """A threshold unit with fixed unit weights: fires when the sum of inputs reaches theta."""
+    return (x.sum(-1) >= theta).long()
+
+
+class PerceptronGates(Lab):
+    """Perceptron learning rule on AND, OR, NAND, NOR (100%) and XOR (impossible)."""
+
+    tags = ("supervised", "perceptron", "basics")
+    explains = "tabular"
+    headline = "gates_learned"
+    Config = Config
+
+    def data(self, cfg: Config):
+        data = datasets.logic_gate("AND")
+        data.extras["targets"] = {g: datasets.logic_gate(g).train.y for g in cfg.gates}
+        return data
+
+    def model(self, cfg: Config, data) -> nn.Module:
+        return nn.ModuleDict({g: Perceptron(2) for g in cfg.gates})
+
+    def run(self, cfg: Config, run) -> dict:
+        data = self.data(cfg)
+        nets = self.model(cfg, data)
+        x = data.train.x
+        metrics: dict[str, float] = {}
+        for gate in run.bar(cfg.gates, desc="gates"):
+            t = data.extras["targets"][gate]
+            net = nets[gate]
+            for epoch in range(1, cfg.epochs + 1):
+                mistakes = net.learn(x, t, cfg.lr)
+                run.log({f"{gate}/mistakes": mistakes}, step=epoch)
+                if mistakes == 0:
+                    break
+            acc = (net(x).long() == t).float().mean().item()
+            metrics[f"acc_{gate}"] = acc
+            metrics[f"epochs_{gate}"] = epoch
+        for gate, theta in (("AND", cfg.theta_and), ("OR", cfg.theta_or)):
+            t = datasets.logic_gate(gate).train.y
+            metrics[f"mcp_acc_{gate}"] = (mcculloch_pitts(x, theta) == t).float().mean().item()
+        learnable = [g for g in cfg.gates if g not in ("XOR", "XNOR")]
+        metrics = {"gates_learned": float(sum(metrics[f"acc_{g}"] == 1.0 for g in learnable)),
+                   **metrics}
+        run.save_model(nets)
+        run.data = data
+        run.figure("decision_lines", decision_lines(nets, data, cfg))
+        return metrics
+
+    def subjects(self, cfg: Config, model: nn.Module, data) -> dict:
+        """One tabular explanation per separable gate, with the perceptron's own weights as
+        the ground truth LIME's weights should rank alike."""
+        out = {}
+        for gate, net in model.items():
+            if gate in ("XOR", "XNOR"):
+                continue  # no linear model fits: there is no ground truth to compare with
+            s = default_subject("tabular", net, data, cfg)
+            s.predict = _step_proba(net)
+            s.labels = data.extras["targets"][gate].numpy()
+            s.true_weights = net.weight.detach().cpu().numpy().copy()
+            out[gate] = s
+        return out
+
+
+def _step_proba(net: Perceptron):
+    """The step output as the probabilities of classes 0 and 1, for LIME."""
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            y = net(torch.as_tensor(x, dtype=torch.float32)).numpy()
+        return np.stack([1 - y, y], axis=1)
+
+    return predict
+
+
+def decision_lines(nets: nn.ModuleDict, data, cfg: Config):
+    """Each gate's truth table and the perceptron's line w1*x1 + w2*x2 + b = 0."""
+    from matplotlib.figure import Figure
+
+    x = data.train.x.numpy()
+    fig = Figure(figsize=(3.2 * len(nets), 3.3))
+    xs = np.linspace(-0.5, 1.5, 50)
+    for i, (gate, net) in enumerate(nets.items()):
+        ax = fig.add_subplot(1, len(nets), i + 1)
+        t = data.extras["targets"][gate].numpy()
+        ax.scatter(x[:, 0], x[:, 1], c=t, cmap="bwr", edgecolors="k", s=90, vmin=0, vmax=1)
+        (w1, w2), b = net.weight.numpy(), float(net.bias)
+        if abs(w2) > 1e-9:
+            ax.plot(xs, -(w1 * xs + b) / w2, "k-")
+        elif abs(w1) > 1e-9:
+            ax.axvline(-b / w1, color="k")
+        acc = (net(data.train.x).long().numpy() == t).mean()
+        ax.set_title(f"{gate}: {acc:.0%}" + (" (not separable)" if gate == "XOR" else ""))
+        ax.set_xlim(-0.5, 1.5)
+        ax.set_ylim(-0.5, 1.5)
+        ax.set_xlabel("x1")
+        ax.set_ylabel("x2")
+    fig.tight_layout()
+    return fig
