@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 
@@ -59,7 +60,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
+    args.argv = argv
     if args.command is None:
         _parser().print_help()
         return 0
@@ -124,8 +127,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             overrides[key] = getattr(args, key)
     if args.no_explain:
         overrides["explain"] = "false"
-    if args.resume and (overrides or args.config):
-        raise LabError("--resume continues a run with its saved config; drop --set/--config")
+    if args.resume and args.config:
+        raise LabError("--resume continues a run with its saved config; drop --config")
     mode = "disabled" if args.no_track else (args.wandb or os.environ.get("WANDB_MODE")
                                             or "offline")
     if mode not in ("offline", "online", "disabled", "dryrun"):
@@ -135,7 +138,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     result = execute(args.name, overrides, config_file=args.config, resume=args.resume,
                      wandb_mode="offline" if mode == "dryrun" else mode,
                      wandb_project=args.wandb_project, wandb_entity=args.wandb_entity,
-                     runs_dir=args.runs_dir, command=" ".join(["lab", *sys.argv[1:]]),
+                     runs_dir=args.runs_dir, command=shlex.join(["lab", *args.argv]),
                      echo=True)
     print(f"run {result.run_id} finished: {result.dir}")
     for k, v in result.metrics.items():

@@ -19,6 +19,10 @@ from labs.errors import LabError, RunNotFound
 from labs.registry import BUILTIN_DIST, discover
 
 
+# what may differ in a resumed run without changing its numbers
+RESUME_KEYS = {"device", "explain", "explain_samples", "explain_num_samples"}
+
+
 @dataclass
 class Result:
     """What a finished run gives back: metrics, trained model(s), directory."""
@@ -78,7 +82,12 @@ def execute(name: str, overrides: dict[str, Any] | None = None, *,
         status = _read_status(path)
         if status == "completed":
             raise LabError(f"run {path} already completed; nothing to resume")
-        cfg = config_mod.build(lab_cls.Config, saved.get("config", {}), source=str(path))
+        changed = sorted(set(overrides or {}) - RESUME_KEYS)
+        if changed:
+            raise LabError(f"--resume continues a run with its saved config; {', '.join(changed)} "
+                           f"cannot change (only {', '.join(sorted(RESUME_KEYS))} can)")
+        values = {**saved.get("config", {}), **(overrides or {})}
+        cfg = config_mod.build(lab_cls.Config, values, source=str(path))
         run_id, meta = path.name, saved
     else:
         cfg = resolve_config(lab_cls, overrides, config_file)

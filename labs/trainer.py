@@ -267,7 +267,11 @@ def _load_opt_state(opt: Any, state: Any) -> None:
 
 def rng_state() -> dict[str, Any]:
     """Every random generator a run uses, so a resumed run draws what the original would."""
-    state = {"torch": torch.get_rng_state(), "numpy": _np_state(), "python": random.getstate()}
+    version, words, gauss = random.getstate()
+    # tensors, not a tuple of 625 Python ints: pickling those dominated a small checkpoint
+    state = {"torch": torch.get_rng_state(), "numpy": _np_state(),
+             "python": {"version": version, "words": torch.tensor(words, dtype=torch.int64),
+                        "gauss": gauss}}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -287,7 +291,7 @@ def set_rng_state(state: dict[str, Any] | None) -> None:
     np.random.set_state(("MT19937", s["keys"].numpy().astype(np.uint32), s["pos"],
                          s["has_gauss"], s["cached"]))
     py = state["python"]
-    random.setstate((py[0], tuple(py[1]), py[2]))
+    random.setstate((py["version"], tuple(py["words"].tolist()), py["gauss"]))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 

@@ -1,0 +1,125 @@
+"""The registry: entry points as plain data, no imports for listing, clear errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from importlib import metadata
+
+import pytest
+
+from labs import registry
+from labs.errors import DuplicateLab, LabNotFound, PluginError
+
+
+def test_builtin_labs_are_entry_points():
+    reg = registry.discover()
+    for name in ("perceptron-gates", "xor-mlp", "digits-mlp"):
+        spec = reg.get(name)
+        assert spec.builtin and spec.dist == registry.BUILTIN_DIST
+        assert spec.summary and "supervised" in spec.tags
+
+
+def test_listing_imports_no_heavy_module():
+    code = ("import sys; from labs.cli import main; main(['list']); "
+            "heavy = [m for m in ('torch', 'wandb', 'lime', 'sklearn', 'matplotlib') "
+            "if m in sys.modules]; print('HEAVY', heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert "digits-mlp" in out
+    assert "HEAVY []" in out
+
+
+def test_unknown_lab_did_you_mean():
+    with pytest.raises(LabNotFound) as e:
+        registry.discover().get("digit-mlp")
+    assert "did you mean: digits-mlp" in str(e.value).lower()
+    assert "lab list" in str(e.value)
+
+
+class _EP:
+    """Stand-in for importlib.metadata.EntryPoint."""
+
+    def __init__(self, name, value, dist):
+        self.name, self.value = name, value
+        self.dist = type("D", (), {"metadata": {"Name": dist}})()
+
+
+@pytest.fixture
+def fake_plugins(tmp_path, monkeypatch):
+    """A plugin package made in a temp dir, plus a broken and a duplicate registration."""
+    pkg = tmp_path / "fakeplug"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "good.py").write_text(
+        "from labs import Lab\n\n\nclass Good(Lab):\n    '''A fake lab.'''\n\n"
+        "    tags = ('fake',)\n\n    def run(self, cfg, run):\n        return {'x': 1.0}\n")
+    (pkg / "missing_dep.py").write_text("import not_a_real_package_xyz\n\n\nclass L:\n    pass\n")
+    (pkg / "explodes.py").write_text("raise RuntimeError('boom at import')\n\nclass L:\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    real = metadata.entry_points(group="labs")
+    fakes = [
+        _EP("fake-good", "fakeplug.good:Good", "fake-dist"),
+        _EP("fake-missing", "fakeplug.missing_dep:L", "fake-dist"),
+        _EP("fake-explodes", "fakeplug.explodes:L", "fake-dist"),
+        _EP("fake-nomodule", "fakeplug.nothere:L", "fake-dist"),
+        _EP("digits-mlp", "fakeplug.good:Good", "copycat-dist"),
+        _EP("twice", "fakeplug.good:Good", "dist-a"),
+        _EP("twice", "fakeplug.good:Good", "dist-b"),
+    ]
+    monkeypatch.setattr(registry.metadata, "entry_points",
+                        lambda group: list(real) + fakes)
+    return fakes
+
+
+def test_fake_plugin_is_found_and_loads(fake_plugins):
+    reg = registry.discover()
+    spec = reg.get("fake-good")
+    assert not spec.builtin and spec.summary == "A fake lab." and spec.tags == ("fake",)
+    assert spec.load().name == "fake-good"
+    assert [s.name for s in reg.select(tag="fake")] == ["fake-good"]
+    assert [s.name for s in reg.select("fake-*")] == ["fake-explodes", "fake-good"]
+
+
+def test_broken_plugins_are_reported_not_raised(fake_plugins):
+    reg = registry.discover()
+    broken = {s.name: s.problem for s in reg.broken}
+    assert "not_a_real_package_xyz" in broken["fake-missing"]
+    assert "not installed" in broken["fake-nomodule"]
+    with pytest.raises(PluginError, match="not_a_real_package_xyz"):
+        reg.get("fake-missing")
+    # an error raised at import time shows up when the lab is loaded, as one clear error
+    with pytest.raises(PluginError, match="boom at import"):
+        reg.get("fake-explodes").load()
+
+
+def test_duplicates_name_both_sources(fake_plugins):
+    reg = registry.discover()
+    # a plugin copying a built-in name is refused; the built-in keeps it
+    assert reg.get("digits-mlp").builtin
+    refused = [s for s in reg.broken if s.name == "digits-mlp"]
+    assert refused and "copycat-dist" == refused[0].dist
+    assert registry.BUILTIN_DIST in refused[0].problem
+    # two plugins with one name: an error naming both
+    with pytest.raises(DuplicateLab) as e:
+        reg.get("twice")
+    assert "dist-a" in str(e.value) and "dist-b" in str(e.value)
+
+
+def test_list_shows_broken_and_duplicates_on_their_own_lines(fake_plugins, cli):
+    code, out, _ = cli("list")
+    assert code == 0
+    lines = out.splitlines()
+    assert any(ln.startswith("fake-good") and "[plugin: fake-dist]" in ln for ln in lines)
+    assert any(ln.startswith("fake-missing") and "BROKEN" in ln for ln in lines)
+    assert any(ln.startswith("twice") and "dist-a" in ln and "dist-b" in ln for ln in lines)
+    assert any(ln.startswith("xor-mlp") for ln in lines)
+
+
+def test_plugin_autoload_control(fake_plugins):
+    reg = registry.discover({"LAB_DISABLE_PLUGIN_AUTOLOAD": "1"})
+    assert "fake-good" not in reg.labs and "digits-mlp" in reg.labs and not reg.broken
+    reg = registry.discover({"LAB_PLUGINS": "dist-a"})
+    assert "twice" in reg.labs and "fake-good" not in reg.labs
+    reg = registry.discover({"LAB_PLUGINS": "fake-good"})
+    assert set(reg.labs) == {"fake-good", "digits-mlp", "xor-mlp", "perceptron-gates"}

@@ -1,0 +1,72 @@
+"""Checkpoint every epoch, and resume a killed run to the same final weights."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from labs import Callback, run
+from labs.errors import CheckpointError
+
+
+class KillAt(Callback):
+    """Simulates a kill (Ctrl-C) right after epoch `n` was checkpointed."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        if epoch == self.n:
+            raise KeyboardInterrupt
+
+
+def _weights(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("lab, overrides", [
+    ("digits-mlp", {"epochs": 6, "dropout": 0.2}),  # dropout: the torch RNG must resume too
+    ("xor-mlp", {"epochs": 30, "lr_schedule": "cosine"}),  # the scheduler state too
+])
+def test_resume_matches_uninterrupted_run(lab, overrides, runs_dir, cli):
+    full = run(lab, explain=False, track=False, **overrides)
+    with pytest.raises(KeyboardInterrupt):
+        run(lab, explain=False, track=False, callbacks=[KillAt(3)], **overrides)
+    killed = max((runs_dir / lab).iterdir())
+    assert json.loads((killed / "summary.json").read_text())["status"] == "interrupted"
+    assert torch.load(killed / "checkpoints" / "last.pt", weights_only=True)["epoch"] == 3
+
+    code, out, err = cli("run", lab, "--resume", killed.name, "--no-track", "--no-explain")
+    assert code == 0, err
+    summary = json.loads((killed / "summary.json").read_text())
+    assert summary["status"] == "completed"
+    assert summary["metrics"] == pytest.approx(full.metrics)
+    resumed = torch.load(killed / "checkpoints" / "model.pt", weights_only=True)["model"]
+    for k, v in _weights(full.model).items():
+        assert torch.equal(v, resumed[k]), k
+    # the epochs are logged once each, not twice
+    steps = [json.loads(x)["step"] for x in (killed / "metrics.jsonl").read_text().splitlines()
+             if "train_loss" in x]
+    assert steps == list(range(1, overrides["epochs"] + 1))
+
+
+def test_resume_completed_run_is_refused(cli):
+    res = run("xor-mlp", epochs=3, explain=False, track=False)
+    code, _, err = cli("run", "xor-mlp", "--resume", res.run_id, "--no-track")
+    assert code == 2 and "already completed" in err
+
+
+def test_corrupt_checkpoint_is_one_line(cli, runs_dir):
+    with pytest.raises(KeyboardInterrupt):
+        run("xor-mlp", epochs=10, explain=False, track=False, callbacks=[KillAt(2)])
+    killed = next((runs_dir / "xor-mlp").iterdir())
+    (killed / "checkpoints" / "last.pt").write_bytes(b"not a checkpoint")
+    code, _, err = cli("run", "xor-mlp", "--resume", str(killed), "--no-track")
+    (error,) = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert code == 2 and "corrupt" in error and "Traceback" not in err
+    with pytest.raises(CheckpointError):
+        from labs import checkpoint
+
+        checkpoint.load(killed / "checkpoints" / "last.pt")
