@@ -137,7 +137,9 @@ class Trainer:
             logs = self._train_epoch(train)
             if val is not None:
                 logs.update({f"val_{k}": v for k, v in self.evaluate(val).items()})
-            if self.optimizer is not None:
+            if isinstance(self.optimizer, dict):
+                logs.update({f"lr_{k}": o.param_groups[0]["lr"] for k, o in self.optimizer.items()})
+            elif self.optimizer is not None:
                 logs["lr"] = self.optimizer.param_groups[0]["lr"]
             if self.scheduler is not None:
                 self.scheduler.step()

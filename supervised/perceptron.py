@@ -103,6 +103,7 @@ class PerceptronGates(Lab):
             s.predict = _step_proba(net)
             s.labels = data.extras["targets"][gate].numpy()
             s.true_weights = net.weight.detach().cpu().numpy().copy()
+            s.baseline = 0.0  # a gate input that is "off"
             out[gate] = s
         return out
 

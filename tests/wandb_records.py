@@ -48,13 +48,17 @@ def read_run(run_dir: Path) -> dict:
         kind = rec.WhichOneof("record_type")
         if kind == "config":
             for item in rec.config.update:
-                out["config"][item.key] = json.loads(item.value_json)
+                out["config"][_key(item)] = json.loads(item.value_json)
         elif kind == "run":
             for item in rec.run.config.update:
-                out["config"][item.key] = json.loads(item.value_json)
+                out["config"][_key(item)] = json.loads(item.value_json)
         elif kind == "history":
-            out["history"].append({i.key: json.loads(i.value_json) for i in rec.history.item})
+            out["history"].append({_key(i): json.loads(i.value_json) for i in rec.history.item})
         elif kind == "summary":
             for item in rec.summary.update:
-                out["summary"][item.key] = json.loads(item.value_json)
+                out["summary"][_key(item)] = json.loads(item.value_json)
     return out
+
+
+def _key(item) -> str:
+    return item.key or "/".join(item.nested_key)
