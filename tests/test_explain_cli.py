@@ -1,0 +1,92 @@
+"""`lab explain <run>`: more samples, a given input file, and its one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from labs import run
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    import os
+
+    root = tmp_path_factory.mktemp("runs")
+    old = os.environ.get("LAB_RUNS_DIR")
+    os.environ["LAB_RUNS_DIR"] = str(root)
+    try:
+        res = run("digits-mlp", epochs=3, explain=False, track=False, runs_dir=root)
+    finally:
+        if old is None:
+            os.environ.pop("LAB_RUNS_DIR")
+        else:
+            os.environ["LAB_RUNS_DIR"] = old
+    return res
+
+
+def test_explain_more_samples_is_repeatable(cli, digits_run):
+    code, out, err = cli("explain", str(digits_run.dir), "--samples", "2")
+    assert code == 0, err
+    code, out2, _ = cli("explain", str(digits_run.dir), "--samples", "2")
+    folders = sorted((digits_run.dir / "explanations").glob("more-*"))
+    assert len(folders) == 2  # a second call never overwrites the first
+    a, b = (json.loads((f / "sample_1.json").read_text()) for f in folders)
+    assert a["weights"] == b["weights"] and len(a["weights"]) > 1
+    assert "explain_deletion_ratio" in out
+
+
+def test_explain_an_image_file(cli, digits_run, tmp_path):
+    import matplotlib.image as mpimg
+    from sklearn.datasets import load_digits
+
+    img = load_digits().images[0] / 16.0  # a zero, as an 8x8 grayscale PNG
+    mpimg.imsave(tmp_path / "zero.png", img, cmap="gray", vmin=0, vmax=1)
+    code, out, err = cli("explain", str(digits_run.dir), "--input", str(tmp_path / "zero.png"))
+    assert code == 0, err
+    folder = max((digits_run.dir / "explanations").glob("more-*"))
+    result = json.loads((folder / "sample_0.json").read_text())
+    assert result["predicted"] == 0
+
+
+@pytest.mark.parametrize("content, fragment", [
+    ("big", "expects 8x8"),
+    ("text", "cannot read image"),
+    ("missing", "no input file"),
+])
+def test_bad_input_files_are_one_line(cli, digits_run, tmp_path, content, fragment):
+    import matplotlib.image as mpimg
+
+    path = tmp_path / "in.png"
+    if content == "big":
+        mpimg.imsave(path, np.zeros((16, 16)), cmap="gray")
+    elif content == "text":
+        path.write_text("not an image")
+    code, _, err = cli("explain", str(digits_run.dir), "--input", str(path))
+    assert code == 2 and err.startswith("error:") and err.count("\n") == 1
+    assert fragment in err
+
+
+def test_explain_a_csv_row_for_a_tabular_lab(cli, tmp_path):
+    res = run("xor-mlp", epochs=200, explain=False, track=False, lr=0.1)
+    row = tmp_path / "row.csv"
+    row.write_text("x1,x2\n1,0\n")
+    code, out, err = cli("explain", str(res.dir), "--input", str(row))
+    assert code == 0, err
+    folder = max((res.dir / "explanations").glob("more-*"))
+    assert json.loads((folder / "sample_0.json").read_text())["predicted"] == 1
+    row.write_text("1,0,1\n")
+    code, _, err = cli("explain", str(res.dir), "--input", str(row))
+    assert code == 2 and "expects 2" in err
+
+
+def test_explain_needs_saved_weights(cli, digits_run):
+    import shutil
+
+    copy = digits_run.dir.parent / "copy-without-weights"
+    shutil.copytree(digits_run.dir, copy)
+    (copy / "checkpoints" / "model.pt").unlink()
+    code, _, err = cli("explain", str(copy))
+    assert code == 2 and "no checkpoint" in err
