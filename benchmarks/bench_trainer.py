@@ -19,7 +19,7 @@ import time
 import torch
 from torch import nn
 
-from labs import Trainer, TensorLoader, datasets, models, run
+from labs import TensorLoader, Trainer, datasets, models, run
 
 
 def hand_loop(data, epochs, loader=False):

@@ -168,7 +168,8 @@ def coerce(raw: Any, info: FieldInfo, source: str = "--set") -> Any:
         ) from None
     if info.choices is not None and value not in info.choices:
         allowed = ", ".join(map(str, info.choices))
-        raise ConfigError(f"bad value for '{info.name}' ({source}): {raw!r}; choose one of {allowed}")
+        raise ConfigError(
+            f"bad value for '{info.name}' ({source}): {raw!r}; choose one of {allowed}")
     return value
 
 

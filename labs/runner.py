@@ -18,7 +18,6 @@ from labs import rundir
 from labs.errors import LabError, RunNotFound
 from labs.registry import BUILTIN_DIST, discover
 
-
 # what may differ in a resumed run without changing its numbers
 RESUME_KEYS = {"device", "explain", "explain_samples", "explain_num_samples"}
 

@@ -6,9 +6,9 @@ import json
 import warnings
 
 import pytest
+from wandb_records import read_run
 
 from labs import Tracker, run
-from wandb_records import read_run
 
 
 def test_offline_wandb_run_holds_config_metrics_and_summary():
