@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from labs.data import Dataset
+from labs.errors import LabError
 
 
 def default_subject(kind: str, model: Any, data: Dataset, cfg: Any, *,
@@ -55,8 +56,11 @@ def explain_run(lab: Any, cfg: Any, run: Any, models: dict[str, Any], data: Data
     out_dir = out_dir or run.dir / "explanations"
     sums: dict[str, list[float]] = {}
     for name, subject in run.bar(subjects.items(), desc="explaining", total=len(subjects)):
-        report = explain.explain(subject, out_dir / name if name else out_dir, n=n,
-                                 num_samples=num_samples, seed=cfg.seed)
+        try:
+            report = explain.explain(subject, out_dir / name if name else out_dir, n=n,
+                                     num_samples=num_samples, seed=cfg.seed)
+        except explain.ExplainError as e:  # a bad explain_* value or input: the user's to fix
+            raise LabError(f"cannot explain: {e}") from None
         prefix = f"explain/{name}/" if name else "explain/"
         for fig_name, path in report.figures.items():
             run.tracker.log_figure(prefix + fig_name, path)

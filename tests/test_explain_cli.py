@@ -90,3 +90,10 @@ def test_explain_needs_saved_weights(cli, digits_run):
     (copy / "checkpoints" / "model.pt").unlink()
     code, _, err = cli("explain", str(copy))
     assert code == 2 and "no checkpoint" in err
+
+
+def test_bad_explain_setting_is_one_line(cli):
+    code, _, err = cli("run", "xor-mlp", "--epochs", "2", "--no-track",
+                       "--set", "explain_num_samples=5")
+    (error,) = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert code == 2 and "num_samples must be >= 10" in error and "Traceback" not in err
