@@ -54,7 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     new = sub.add_parser("new", help="write a ready plugin package with a new lab")
     new.add_argument("name", help="the lab's name, e.g. my-mlp")
     new.add_argument("--dir", default=".", help="where to create the package (default: .)")
-    new.add_argument("--kind", default="supervised", choices=("supervised",),
+    from labs.scaffold import KINDS
+
+    new.add_argument("--kind", default="supervised", choices=KINDS,
                      help="template (generative and rl templates come with those labs)")
     return p
 
@@ -74,6 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `lab list | head`: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:

@@ -68,4 +68,8 @@ def explain_run(lab: Any, cfg: Any, run: Any, models: dict[str, Any], data: Data
         run.tracker.log_table(f"{prefix}table".replace("/", "_"), columns, rows)
         for key, value in report.summary.items():
             sums.setdefault(key, []).append(value)
-    return {k: float(np.nanmean(v)) for k, v in sums.items() if len(v)}
+    out = {}
+    for key, values in sums.items():
+        finite = [v for v in values if v is not None and np.isfinite(v)]
+        out[key] = float(np.mean(finite)) if finite else float("nan")
+    return out

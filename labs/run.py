@@ -133,7 +133,17 @@ class Run:
 
 
 def make_scheduler(optimizer: Any, kind: str, epochs: int) -> Any:
-    """The LR schedule named in the config, stepped once per epoch."""
+    """The LR schedule named in the config, stepped once per epoch.
+
+    Several optimizers (a dict, e.g. a GAN's) bring their own schedulers: pass `scheduler=`.
+    """
+    if isinstance(optimizer, dict):
+        if kind != "none":
+            from labs.errors import ConfigError
+
+            raise ConfigError(f"lr_schedule={kind} needs one optimizer; this lab has "
+                              f"{len(optimizer)}: leave lr_schedule=none")
+        return None
     if kind == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, epochs))
     if kind == "step":

@@ -7,6 +7,7 @@ what `pip install` leaves behind, minus the copying, and takes a millisecond.
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -61,10 +62,45 @@ def lab(*argv: str, env: dict[str, str], cwd: Path | None = None,
                           timeout=timeout)
 
 
-def listed(out: str) -> dict[str, str]:
-    """`lab list` output as {lab name: rest of its line}."""
-    rows = {}
+def listed(out: str) -> dict[str, list[str]]:
+    """`lab list` output as {lab name: [the rest of each of its lines]}."""
+    rows: dict[str, list[str]] = {}
     for line in out.splitlines():
         name, _, rest = line.partition(" ")
-        rows[name] = rest.strip()
+        rows.setdefault(name, []).append(rest.strip())
     return rows
+
+
+def non_public_uses(source: str, filename: str = "<lab>") -> list[str]:
+    """Where `source` reaches past the public API of `labs` (`labs.__all__`): `from labs.x
+    import`, `import labs.x`, a name that `labs` does not export, or a private attribute of an
+    exported module."""
+    import labs
+
+    public = set(labs.__all__)
+    tree = ast.parse(source, filename)
+    problems, imported = [], set()
+    for node in ast.walk(tree):
+        where = f"{filename}:{getattr(node, 'lineno', 0)}"
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module and (
+                node.module.split(".")[0] == "labs"):
+            if node.module != "labs":
+                problems.append(f"{where}: from {node.module} import ...")
+                continue
+            for alias in node.names:
+                if alias.name not in public:
+                    problems.append(f"{where}: labs.{alias.name} is not public")
+                imported.add(alias.asname or alias.name)
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("labs."):
+                    problems.append(f"{where}: import {alias.name}")
+                elif alias.name == "labs":
+                    imported.add(alias.asname or "labs")
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and (
+                node.value.id in imported):
+            attr = node.attr
+            if attr.startswith("_") or (node.value.id == "labs" and attr not in public):
+                problems.append(f"{filename}:{node.lineno}: {node.value.id}.{attr}")
+    return problems

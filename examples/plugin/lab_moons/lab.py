@@ -1,0 +1,92 @@
+"""A small MLP learns the curved border between scikit-learn's two interleaving half-moons.
+
+An example of a third-party lab: it imports only `from labs import ...`, registers itself with
+one entry point in `pyproject.toml`, and gets seeding, devices, checkpoints, W&B and LIME
+explanations from the framework. It chooses *which* points LIME explains: the ones the model
+is least sure about, near its decision boundary, where an explanation is most interesting.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from labs import Lab, TrainConfig, datasets, default_subject, models, option, plots
+
+
+@dataclass
+class Config(TrainConfig):
+    n_samples: int = option(600, "points drawn from the two moons")
+    noise: float = option(0.2, "standard deviation of the Gaussian noise added to the points")
+    hidden: list[int] = option([32, 32], "hidden layer widths")
+    activation: str = option("relu", "hidden activation (non-linear: the border is curved)",
+                             choices=tuple(models.ACTIVATIONS))
+    epochs: int = option(60, "passes over the training data")
+    lr: float = option(0.01, "learning rate")
+    batch_size: int = option(32, "samples per gradient step")
+    test_size: float = option(0.25, "held-out test fraction (stratified)")
+
+
+class MoonsMLP(Lab):
+    """MLP on scikit-learn's two moons: a curved decision boundary, explained with LIME."""
+
+    tags = ("supervised", "mlp", "tabular", "example")
+    explains = "tabular"
+    headline = "test_acc"
+    Config = Config
+
+    def data(self, cfg: Config):
+        from sklearn.datasets import make_moons
+
+        x, y = make_moons(n_samples=cfg.n_samples, noise=cfg.noise, random_state=cfg.seed)
+        return datasets.from_arrays(x, y, test_size=cfg.test_size, seed=cfg.seed,
+                                    feature_names=["x1", "x2"], class_names=["upper", "lower"])
+
+    def model(self, cfg: Config, data) -> nn.Module:
+        return models.mlp(data.n_features, cfg.hidden, data.n_classes, cfg.activation)
+
+    def run(self, cfg: Config, run) -> dict:
+        data = self.data(cfg)
+        model = self.model(cfg, data)
+        fit = run.fit(model, data, loss=nn.CrossEntropyLoss())
+
+        run.figure("curves", plots.curves(fit.history, title="moons-mlp"))
+        run.figure("decision_boundary", decision_boundary(fit.trainer, data))
+        return {"test_acc": fit.test["acc"], "test_loss": fit.test["loss"]}
+
+    def subjects(self, cfg: Config, model: nn.Module, data) -> dict:
+        """The default tabular subject, with the test points nearest the boundary first."""
+        subject = default_subject("tabular", model, data, cfg)
+        p_lower = subject.predict(subject.samples)[:, 1]
+        order = np.argsort(np.abs(p_lower - 0.5), kind="stable")
+        subject.samples = subject.samples[order]
+        if subject.labels is not None:
+            subject.labels = subject.labels[order]
+        return {"": subject}
+
+
+def decision_boundary(trainer, data):
+    """P(lower moon) over the plane (standardized inputs), with the test points on top."""
+    from matplotlib.figure import Figure
+
+    x, y = data.test.x.numpy(), data.test.y.numpy()
+    lo, hi = x.min(axis=0) - 0.5, x.max(axis=0) + 0.5
+    xx, yy = np.meshgrid(np.linspace(lo[0], hi[0], 150, dtype=np.float32),
+                         np.linspace(lo[1], hi[1], 150, dtype=np.float32))
+    grid = torch.from_numpy(np.stack([xx.ravel(), yy.ravel()], axis=1))
+    p = trainer.predict(grid).softmax(-1)[:, 1].cpu().numpy().reshape(xx.shape)
+
+    fig = Figure(figsize=(5.2, 4.0))
+    ax = fig.add_subplot()
+    cs = ax.contourf(xx, yy, p, levels=20, cmap="RdBu_r", vmin=0, vmax=1)
+    ax.contour(xx, yy, p, levels=[0.5], colors="k", linewidths=1.5)
+    fig.colorbar(cs, ax=ax, label="P(lower moon)")
+    ax.scatter(x[:, 0], x[:, 1], c=y, cmap="RdBu_r", edgecolors="k", s=18, vmin=0, vmax=1)
+    ax.set_xlabel("x1 (standardized)")
+    ax.set_ylabel("x2 (standardized)")
+    ax.set_title("moons-mlp: decision boundary on the test points")
+    fig.tight_layout()
+    return fig
