@@ -117,6 +117,8 @@ class Run:
                           step=step)
         if self.resuming and (ckdir / "last.pt").is_file():
             trainer.load_state_dict(checkpoint.load(ckdir / "last.pt", self.device))
+            self.tracker.forget_after(trainer.epoch, f"{name}/train_loss" if name else
+                                      "train_loss")
         loader = train if train is not None else TensorLoader(
             data.train, batch_size, device=self.device, seed=getattr(cfg, "seed", 0))
         history = trainer.fit(loader, val=data.val)

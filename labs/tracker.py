@@ -80,6 +80,17 @@ class Tracker:
         if self._wandb is not None:
             self._guard("log", self._wandb.log, row, step)
 
+    def forget_after(self, step: int, key: str) -> None:
+        """Drop the rows holding `key` logged after `step`: a run killed between logging an
+        epoch and checkpointing it logs that epoch again when it resumes."""
+        self._file.close()
+        rows = self.metrics_path.read_text(encoding="utf-8").splitlines()
+        kept = [r for r in rows
+                if not (key in (d := json.loads(r)) and (d.get("step") or 0) > step)]
+        if len(kept) != len(rows):
+            self.metrics_path.write_text("".join(r + "\n" for r in kept), encoding="utf-8")
+        self._file = open(self.metrics_path, "a", encoding="utf-8")
+
     def log_figure(self, name: str, path: Path) -> None:
         if self._wandb is not None:
             import wandb

@@ -34,8 +34,8 @@ def test_resume_matches_uninterrupted_run(lab, overrides, runs_dir, cli):
     full = run(lab, explain=False, track=False, **overrides)
     with pytest.raises(KeyboardInterrupt):
         run(lab, explain=False, track=False, callbacks=[KillAt(3)], **overrides)
-    killed = max((runs_dir / lab).iterdir())
-    assert json.loads((killed / "summary.json").read_text())["status"] == "interrupted"
+    (killed,) = [d for d in (runs_dir / lab).iterdir()
+                 if json.loads((d / "summary.json").read_text())["status"] == "interrupted"]
     assert torch.load(killed / "checkpoints" / "last.pt", weights_only=True)["epoch"] == 3
 
     code, out, err = cli("run", lab, "--resume", killed.name, "--no-track", "--no-explain")
@@ -50,6 +50,28 @@ def test_resume_matches_uninterrupted_run(lab, overrides, runs_dir, cli):
     steps = [json.loads(x)["step"] for x in (killed / "metrics.jsonl").read_text().splitlines()
              if "train_loss" in x]
     assert steps == list(range(1, overrides["epochs"] + 1))
+
+
+def test_epoch_logged_but_not_checkpointed_is_logged_once(runs_dir, cli, monkeypatch):
+    from labs import callbacks
+
+    real = callbacks.Checkpoint.on_epoch_end
+
+    def checkpoint_until_3(self, trainer, epoch, logs):
+        if epoch == 3:
+            raise KeyboardInterrupt  # killed after TrackMetrics logged epoch 3
+        real(self, trainer, epoch, logs)
+
+    monkeypatch.setattr(callbacks.Checkpoint, "on_epoch_end", checkpoint_until_3)
+    with pytest.raises(KeyboardInterrupt):
+        run("xor-mlp", epochs=6, explain=False, track=False)
+    monkeypatch.setattr(callbacks.Checkpoint, "on_epoch_end", real)
+    killed = next((runs_dir / "xor-mlp").iterdir())
+    code, _, err = cli("run", "xor-mlp", "--resume", killed.name, "--no-track")
+    assert code == 0, err
+    steps = [json.loads(x)["step"] for x in (killed / "metrics.jsonl").read_text().splitlines()
+             if "train_loss" in x]
+    assert steps == [1, 2, 3, 4, 5, 6]
 
 
 def test_resume_completed_run_is_refused(cli):
