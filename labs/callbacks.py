@@ -94,9 +94,7 @@ class ProgressBar(Callback):
 
     def __init__(self, desc: str = "", enabled: bool | None = None):
         self.desc = desc
-        if enabled is None:
-            enabled = sys.stderr.isatty() or "ipykernel" in sys.modules
-        self.enabled = enabled
+        self.enabled = progress_enabled(enabled)
         self.bar = None
 
     def on_fit_start(self, trainer: Trainer) -> None:
@@ -116,6 +114,13 @@ class ProgressBar(Callback):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+def progress_enabled(flag: bool | None = None) -> bool:
+    """`flag`, or by default: on a terminal, or in Jupyter (where tqdm draws a widget)."""
+    if flag is not None:
+        return flag
+    return sys.stderr.isatty() or "ipykernel" in sys.modules
 
 
 def _better(value: float, best: float, mode: str) -> bool:

@@ -16,8 +16,7 @@ from labs.data import Dataset
 from labs.errors import LabError
 
 
-def default_subject(kind: str, model: Any, data: Dataset, cfg: Any, *,
-                    samples: np.ndarray | None = None, labels: np.ndarray | None = None) -> Any:
+def default_subject(kind: str, model: Any, data: Dataset, cfg: Any) -> Any:
     """A subject of `kind` from the dataset's test split and metadata."""
     from explain import Subject, torch_predict
 
@@ -27,8 +26,8 @@ def default_subject(kind: str, model: Any, data: Dataset, cfg: Any, *,
     return Subject(
         kind=kind,
         predict=torch_predict(net, softmax=classification, input_shape=data.input_shape),
-        samples=data.test.x.cpu().numpy() if samples is None else samples,
-        labels=data.test.y.cpu().numpy() if labels is None and samples is None else labels,
+        samples=data.test.x.cpu().numpy(),
+        labels=data.test.y.cpu().numpy(),
         train=data.train.x.cpu().numpy(),
         class_names=data.class_names,
         feature_names=data.feature_names,

@@ -13,15 +13,20 @@ from labs import rundir
 from labs.errors import LabError
 
 
-def load_run(ref: str, runs_dir: str | Path | None = None) -> tuple[Any, Any, Any, Any, Path]:
-    """(lab instance, config, data, model with its final weights, run path)."""
-    from labs import checkpoint
+def find_run(ref: str, runs_dir: str | Path | None = None) -> tuple[type, dict, Path]:
+    """(lab class, config.yaml contents, run path) of a saved run."""
     from labs.runner import load_lab
-    from labs.trainer import seed_everything
 
     path = rundir.find(ref, root=runs_dir)
     meta = rundir.read_yaml(path / "config.yaml")
-    lab_cls = load_lab(meta.get("lab", ""))
+    return load_lab(meta.get("lab", "")), meta, path
+
+
+def restore(lab_cls: type, meta: dict, path: Path) -> tuple[Any, Any, Any, Any]:
+    """(lab instance, config, data, model with the run's final weights)."""
+    from labs import checkpoint
+    from labs.trainer import seed_everything
+
     cfg = config_mod.build(lab_cls.Config, meta.get("config", {}), source=str(path))
     seed_everything(cfg.seed)
     lab = lab_cls()
@@ -34,7 +39,7 @@ def load_run(ref: str, runs_dir: str | Path | None = None) -> tuple[Any, Any, An
     ckpt = path / "checkpoints" / "model.pt"
     checkpoint.load_weights(model, checkpoint.load(ckpt)["model"], ckpt)
     model.eval()
-    return lab, cfg, data, model, path
+    return lab, cfg, data, model
 
 
 def explain_saved(ref: str, *, input_file: str | None = None, samples: int | None = None,
@@ -44,20 +49,17 @@ def explain_saved(ref: str, *, input_file: str | None = None, samples: int | Non
     from labs.run import Run
     from labs.tracker import Tracker
 
-    path = rundir.find(ref, root=runs_dir)
-    lab_name = rundir.read_yaml(path / "config.yaml").get("lab", "")
-    from labs.runner import load_lab
-
-    if load_lab(lab_name).explains == "none":
-        raise LabError(f"lab '{lab_name}' has nothing to explain")
-    lab, cfg, data, model, path = load_run(ref, runs_dir)
+    lab_cls, meta, path = find_run(ref, runs_dir)
+    if lab_cls.explains == "none":
+        raise LabError(f"lab '{lab_cls.name}' has nothing to explain")
+    lab, cfg, data, model = restore(lab_cls, meta, path)
     inputs = read_input(input_file, data, lab.explains) if input_file else None
     out = path / "explanations" / time.strftime("more-%Y%m%d-%H%M%S")
     while out.exists():
         out = out.with_name(out.name + "x")
     out.mkdir(parents=True)
     tracker = Tracker(out, wandb_mode="disabled")
-    run = Run(lab_name, path.name, path, cfg, model_device(model), tracker)
+    run = Run(lab_cls.name, path.name, path, cfg, model_device(model), tracker)
     try:
         n = 1 if inputs is not None else (samples or cfg.explain_samples)
         summary = explain_run(lab, cfg, run, {"": model}, data, n=n,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +11,7 @@ import torch
 from torch import nn
 
 from labs import checkpoint
-from labs.callbacks import Checkpoint, EarlyStopping, ProgressBar, TrackMetrics
+from labs.callbacks import Checkpoint, EarlyStopping, ProgressBar, TrackMetrics, progress_enabled
 from labs.data import Dataset, TensorLoader
 from labs.trainer import Callback, History, StepFn, Trainer, supervised_step
 
@@ -72,11 +71,8 @@ class Run:
         """A progress bar for loops a lab runs itself (quiet when not on a terminal)."""
         from tqdm.auto import tqdm
 
-        enabled = self.progress
-        if enabled is None:
-            enabled = sys.stderr.isatty() or "ipykernel" in sys.modules
-        return tqdm(iterable, desc=desc or self.lab, total=total, disable=not enabled,
-                    leave=False)
+        return tqdm(iterable, desc=desc or self.lab, total=total,
+                    disable=not progress_enabled(self.progress), leave=False)
 
     # -- training ----------------------------------------------------------------------------
 

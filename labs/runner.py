@@ -87,16 +87,16 @@ def execute(name: str, overrides: dict[str, Any] | None = None, *,
                            f"cannot change (only {', '.join(sorted(RESUME_KEYS))} can)")
         values = {**saved.get("config", {}), **(overrides or {})}
         cfg = config_mod.build(lab_cls.Config, values, source=str(path))
+        dev = device_mod.choose(cfg.device)
         run_id, meta = path.name, saved
     else:
         cfg = resolve_config(lab_cls, overrides, config_file)
-        device_mod.choose(cfg.device)  # a bad device fails before a directory is made
+        dev = device_mod.choose(cfg.device)  # a bad device fails before a directory is made
         run_id, path = rundir.create(name, runs_dir)
         meta = {"lab": name, "run_id": run_id,
-                "created": dt.datetime.now().isoformat(timespec="seconds"),
-                "command": command, "config": config_mod.to_dict(cfg)}
-    dev = device_mod.choose(cfg.device)
-    meta.update(seed=cfg.seed, device=str(dev), versions=versions(lab_cls.source))
+                "created": dt.datetime.now().isoformat(timespec="seconds"), "command": command}
+    meta.update(config=config_mod.to_dict(cfg), seed=cfg.seed, device=str(dev),
+                versions=versions(lab_cls.source))
     rundir.write_yaml(path / "config.yaml", meta)
     _write_summary(path, "running", {}, "")
 

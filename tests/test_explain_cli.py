@@ -97,3 +97,13 @@ def test_bad_explain_setting_is_one_line(cli):
                        "--set", "explain_num_samples=5")
     (error,) = [ln for ln in err.splitlines() if ln.startswith("error:")]
     assert code == 2 and "num_samples must be >= 10" in error and "Traceback" not in err
+
+
+def test_lab_with_nothing_to_explain_says_so(cli, monkeypatch):
+    from supervised.xor import XorMLP
+
+    monkeypatch.setattr(XorMLP, "explains", "none")
+    res = run("xor-mlp", epochs=2, track=False)
+    assert not any((res.dir / "explanations").iterdir())  # nothing explained after training
+    code, _, err = cli("explain", str(res.dir))
+    assert code == 2 and "has nothing to explain" in err and err.count("\n") == 1
