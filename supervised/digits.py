@@ -14,8 +14,8 @@ from labs import Lab, TrainConfig, datasets, models, option, plots
 class Config(TrainConfig):
     hidden: list[int] = option([64], "hidden layer widths")
     activation: str = option("relu", "hidden activation", choices=tuple(models.ACTIVATIONS))
-    dropout: float = option(0.0, "dropout after each hidden layer")
-    epochs: int = option(40, "passes over the training data")
+    dropout: float = option(0.2, "dropout after each hidden layer")
+    epochs: int = option(60, "passes over the training data")
     test_size: float = option(0.2, "held-out test fraction (stratified)")
 
 

@@ -12,7 +12,8 @@ from labs import Tracker, run
 
 
 def test_offline_wandb_run_holds_config_metrics_and_summary():
-    res = run("xor-mlp", epochs=4, explain=False)  # W&B offline is the default
+    # W&B offline is the default
+    res = run("xor-mlp", epochs=4, explain_samples=1, explain_num_samples=100)
     (wandb_dir,) = res.dir.glob("wandb/offline-run-*")
     got = read_run(res.dir)
     assert got["config"]["lab"] == "xor-mlp" and got["config"]["epochs"] == 4
@@ -23,7 +24,12 @@ def test_offline_wandb_run_holds_config_metrics_and_summary():
     assert losses == pytest.approx([r["train_loss"] for r in local if "train_loss" in r])
     assert got["summary"]["acc"] == pytest.approx(res.metrics["acc"])
     # figures went to W&B too
-    assert any(k.startswith("figures/curves/") for h in got["history"] for k in h)
+    keys = {k for h in got["history"] for k in h}
+    assert any(k.startswith("figures/curves/") for k in keys)
+    # explanations: the image and the wandb.Table of weights and fidelity
+    assert any(k.startswith("explain/sample_0/") for k in keys)
+    assert any(k.startswith("explain_table/") for k in keys)
+    assert got["summary"]["explain_r2"] == pytest.approx(res.metrics["explain_r2"])
 
 
 def test_no_track_writes_no_wandb_files(cli, runs_dir):
