@@ -15,13 +15,14 @@ from labs import Lab, LabConfig, datasets, default_subject, option
 class Config(LabConfig):
     gates: list[str] = option(["AND", "OR", "NAND", "NOR", "XOR"], "gates to learn")
     epochs: int = option(20, "at most this many passes over the truth table")
-    lr: float = option(0.1, "learning rate of the perceptron rule")
+    lr: float = option(1.0, "learning rate of the perceptron rule (from zero weights it only "
+                            "scales them)")
     theta_and: float = option(2.0, "McCulloch-Pitts threshold that makes AND (weights 1, 1)")
     theta_or: float = option(1.0, "McCulloch-Pitts threshold that makes OR (weights 1, 1)")
 
 
 class Perceptron(nn.Module):
-    """Weighted sum plus bias, then a step: y = 1 if w.x + b >= 0 else 0."""
+    """Weighted sum plus bias, then a step: y = 1 if w.x + b > 0 else 0."""
 
     def __init__(self, n_in: int):
         super().__init__()
@@ -30,7 +31,7 @@ class Perceptron(nn.Module):
         self.bias = nn.Parameter(torch.zeros(()), requires_grad=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x @ self.weight + self.bias >= 0).float()
+        return (x @ self.weight + self.bias > 0).float()
 
     def learn(self, x: torch.Tensor, t: torch.Tensor, lr: float) -> int:
         """One pass of the perceptron learning rule; returns the number of mistakes."""
@@ -129,6 +130,11 @@ def decision_lines(nets: nn.ModuleDict, data, cfg: Config):
     for i, (gate, net) in enumerate(nets.items()):
         ax = fig.add_subplot(1, len(nets), i + 1)
         t = data.extras["targets"][gate].numpy()
+        # shade where the perceptron fires (w.x + b > 0)
+        gx, gy = np.meshgrid(xs, xs)
+        fires = net(torch.from_numpy(np.stack([gx.ravel(), gy.ravel()], 1).astype(np.float32)))
+        ax.contourf(gx, gy, fires.numpy().reshape(gx.shape), levels=[-0.5, 0.5, 1.5],
+                    colors=["#d6e4ff", "#ffd6d6"], alpha=0.6)
         ax.scatter(x[:, 0], x[:, 1], c=t, cmap="bwr", edgecolors="k", s=90, vmin=0, vmax=1)
         (w1, w2), b = net.weight.numpy(), float(net.bias)
         if abs(w2) > 1e-9:
@@ -141,5 +147,7 @@ def decision_lines(nets: nn.ModuleDict, data, cfg: Config):
         ax.set_ylim(-0.5, 1.5)
         ax.set_xlabel("x1")
         ax.set_ylabel("x2")
+    fig.suptitle("red: the perceptron fires (w.x + b > 0); a point on the line does not fire",
+                 fontsize=9)
     fig.tight_layout()
     return fig
