@@ -120,7 +120,14 @@ def progress_enabled(flag: bool | None = None) -> bool:
     """`flag`, or by default: on a terminal, or in Jupyter (where tqdm draws a widget)."""
     if flag is not None:
         return flag
-    return sys.stderr.isatty() or "ipykernel" in sys.modules
+    return sys.stderr.isatty() or _in_jupyter()
+
+
+def _in_jupyter() -> bool:
+    """A Jupyter kernel's shell, not merely an imported ipykernel (tests import it too)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return type(shell).__name__ == "ZMQInteractiveShell"
 
 
 def _better(value: float, best: float, mode: str) -> bool:
