@@ -4,7 +4,9 @@ earlier run is never overwritten."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import math
 import os
 import secrets
 import time
@@ -70,6 +72,29 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def jsonable(v: Any) -> Any:
+    """JSON-safe scalars: tensors and numpy numbers become floats, NaN stays readable."""
+    if hasattr(v, "item") and getattr(v, "ndim", 0) == 0:
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)
+    return v
+
+
+def write_summary(path: Path, status: str, metrics: dict[str, Any], headline: str = "",
+                  **extra: Any) -> None:
+    """`summary.json`: the run's status (running, completed, failed, interrupted) and metrics."""
+    write_json(path / "summary.json", {
+        "status": status, "headline": headline,
+        "metrics": {k: jsonable(v) for k, v in metrics.items()},
+        "updated": dt.datetime.now().isoformat(timespec="seconds"), **extra})
+
+
+def read_summary(path: Path) -> dict[str, Any]:
+    """The run's `summary.json` (raises OSError / ValueError when missing or unreadable)."""
+    return json.loads((path / "summary.json").read_text())
+
+
 @dataclass
 class RunInfo:
     """One row of `lab runs`."""
@@ -90,7 +115,7 @@ def list_runs(root: str | Path | None = None, lab: str | None = None) -> list[Ru
         path = cfg_path.parent
         try:
             cfg = read_yaml(cfg_path)
-            summary = json.loads((path / "summary.json").read_text())
+            summary = read_summary(path)
         except (OSError, ValueError, yaml.YAMLError):
             rows.append(RunInfo(path.parent.name, path.name, path, "?", "unreadable", "", None))
             continue

@@ -78,8 +78,7 @@ def execute(name: str, overrides: dict[str, Any] | None = None, *,
         saved = rundir.read_yaml(path / "config.yaml")
         if saved.get("lab") != name:
             raise RunNotFound(f"run {resume} belongs to lab '{saved.get('lab')}', not '{name}'")
-        status = _read_status(path)
-        if status == "completed":
+        if _status(path) == "completed":
             raise LabError(f"run {path} already completed; nothing to resume")
         changed = sorted(set(overrides or {}) - RESUME_KEYS)
         if changed:
@@ -98,7 +97,7 @@ def execute(name: str, overrides: dict[str, Any] | None = None, *,
     meta.update(config=config_mod.to_dict(cfg), seed=cfg.seed, device=str(dev),
                 versions=versions(lab_cls.source))
     rundir.write_yaml(path / "config.yaml", meta)
-    _write_summary(path, "running", {}, "")
+    rundir.write_summary(path, "running", {}, "")
 
     seed_everything(cfg.seed)
     tracker = Tracker(path, wandb_mode=wandb_mode, project=wandb_project, entity=wandb_entity,
@@ -119,11 +118,11 @@ def execute(name: str, overrides: dict[str, Any] | None = None, *,
                                        n=cfg.explain_samples, num_samples=cfg.explain_num_samples))
     except BaseException as e:
         status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
-        _write_summary(path, status, {}, "", error=f"{type(e).__name__}: {e}")
+        rundir.write_summary(path, status, {}, "", error=f"{type(e).__name__}: {e}")
         tracker.finish(exit_code=1)
         raise
     headline = lab_cls.headline or next(iter(metrics), "")
-    _write_summary(path, "completed", metrics, headline)
+    rundir.write_summary(path, "completed", metrics, headline)
     tracker.summary(metrics)
     tracker.finish()
     return Result(name, run_id, path, metrics, cfg, dict(run.models))
@@ -133,22 +132,11 @@ def _wandb_id(run_id: str) -> str:
     return run_id.replace("-", "")  # W&B ids are [a-z0-9]
 
 
-def _read_status(path: Path) -> str:
-    import json
-
+def _status(path: Path) -> str:
     try:
-        return json.loads((path / "summary.json").read_text()).get("status", "?")
+        return rundir.read_summary(path).get("status", "?")
     except (OSError, ValueError):
         return "?"
-
-
-def _write_summary(path: Path, status: str, metrics: dict, headline: str, **extra) -> None:
-    from labs.tracker import _plain
-
-    rundir.write_json(path / "summary.json", {
-        "status": status, "headline": headline,
-        "metrics": {k: _plain(v) for k, v in metrics.items()},
-        "updated": dt.datetime.now().isoformat(timespec="seconds"), **extra})
 
 
 def versions(lab_dist: str = "") -> dict[str, str]:

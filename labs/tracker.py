@@ -11,13 +11,14 @@ or hangs a run.
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from labs.rundir import jsonable
 
 WANDB_MODES = ("offline", "online", "disabled")
 
@@ -73,7 +74,7 @@ class Tracker:
 
     def log(self, metrics: dict[str, Any], step: int | None = None) -> None:
         """Record scalars at `step` (epoch, environment step...)."""
-        row = {k: _plain(v) for k, v in metrics.items()}
+        row = {k: jsonable(v) for k, v in metrics.items()}
         record = {"step": step, "time": round(time.time(), 3), **row}
         self._file.write(json.dumps(record) + "\n")
         self._file.flush()
@@ -101,7 +102,7 @@ class Tracker:
         """A table: written as JSON to the run directory and as a `wandb.Table`."""
         path = self.dir / f"{name.replace('/', '_')}.table.json"
         path.write_text(json.dumps({"columns": list(columns),
-                                    "rows": [[_plain(v) for v in r] for r in rows]}, indent=1))
+                                    "rows": [[jsonable(v) for v in r] for r in rows]}, indent=1))
         if self._wandb is not None:
             import wandb
 
@@ -115,7 +116,7 @@ class Tracker:
     def summary(self, metrics: dict[str, Any]) -> None:
         if self._wandb is not None:
             self._guard("summary", self._wandb.summary.update,
-                        {k: _plain(v) for k, v in metrics.items()})
+                        {k: jsonable(v) for k, v in metrics.items()})
 
     def finish(self, exit_code: int = 0) -> None:
         self._file.close()
@@ -123,11 +124,3 @@ class Tracker:
             self._guard("finish", self._wandb.finish, exit_code)
             self._wandb = None
 
-
-def _plain(v: Any) -> Any:
-    """JSON-safe scalars: tensors and numpy numbers become floats, NaN stays readable."""
-    if hasattr(v, "item") and getattr(v, "ndim", 0) == 0:
-        v = v.item()
-    if isinstance(v, float) and not math.isfinite(v):
-        return str(v)
-    return v
