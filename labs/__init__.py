@@ -33,8 +33,8 @@ _EXPORTS = {
     "TrainConfig": "labs.config",
     "option": "labs.config",
     # the run context and the shared trainer
-    "Run": "labs.run",
-    "FitResult": "labs.run",
+    "Run": "labs.context",
+    "FitResult": "labs.context",
     "Trainer": "labs.trainer",
     "Callback": "labs.trainer",
     "History": "labs.trainer",

@@ -14,7 +14,7 @@ from labs.config import TrainConfig
 if TYPE_CHECKING:
     from explain import Subject
     from labs.data import Dataset
-    from labs.run import Run
+    from labs.context import Run
 
 
 class Lab:

@@ -46,7 +46,7 @@ def explain_saved(ref: str, *, input_file: str | None = None, samples: int | Non
                   runs_dir: str | Path | None = None) -> tuple[Path, dict[str, float]]:
     """Explain more test samples of a saved run, or one input file; returns (folder, summary)."""
     from labs.explaining import explain_run
-    from labs.run import Run
+    from labs.context import Run
     from labs.tracker import Tracker
 
     lab_cls, meta, path = find_run(ref, runs_dir)

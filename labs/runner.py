@@ -69,7 +69,7 @@ def execute(name: str, overrides: dict[str, Any] | None = None, *,
     """Run lab `name` from start to summary, or resume the run `resume`."""
     lab_cls = load_lab(name)
     from labs import device as device_mod
-    from labs.run import Run
+    from labs.context import Run
     from labs.tracker import Tracker
     from labs.trainer import seed_everything
 

@@ -100,3 +100,13 @@ def test_failed_run_is_marked_and_kept(runs_dir, monkeypatch):
     (d,) = (runs_dir / "xor-mlp").iterdir()
     summary = json.loads((d / "summary.json").read_text())
     assert summary["status"] == "failed" and "bug in the lab" in summary["error"]
+
+
+def test_run_function_survives_importing_the_run_context_module():
+    """`labs/run.py` used to shadow `labs.run` (the function) once a run had imported it."""
+    import subprocess
+    import sys
+
+    code = ("import importlib, labs; importlib.import_module('labs.context'); "
+            "from labs import run; assert callable(run) and run.__module__ == 'labs.runner'")
+    subprocess.run([sys.executable, "-c", code], check=True)
