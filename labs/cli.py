@@ -12,8 +12,19 @@ from collections.abc import Sequence
 from labs.errors import LabError
 
 
+class UsageError(LabError):
+    """A command line argparse refuses (a missing argument, an unknown flag, a bad int)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad command line as one `error:` line, like every user error."""
+
+    def error(self, message: str):
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="lab", description="Run deep-learning and RL labs: `lab list`, then `lab run NAME`.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -63,7 +74,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
     args.argv = argv
     if args.command is None:
         _parser().print_help()
@@ -113,7 +128,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"  source:   {spec.dist} ({kind}), {spec.entry_point}")
     print(f"  explains: {lab.explains}")
     rows = [(f.name, f.type_name, repr(f.default), f.help
-             + (f" [{'|'.join(map(str, f.choices))}]" if f.choices else ""))
+             + (f" [{'|'.join(map(str, f.choices))}]" if f.choices else "")
+             + (f"; {'each ' if f.per_item else ''}{f.range_text}" if f.range_text else ""))
             for f in config.fields(lab.Config)]
     widths = [max(len(r[i]) for r in rows + [("key", "type", "default", "")]) for i in range(3)]
     print("\n  " + "  ".join(h.ljust(w) for h, w in zip(("key", "type", "default"), widths))
@@ -127,11 +143,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from labs.config import parse_set
 
     overrides = parse_set(args.sets)
+    sources = {}
     for key in ("epochs", "seed", "device"):
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)
+            sources[key] = f"--{key}"
     if args.no_explain:
         overrides["explain"] = "false"
+        sources["explain"] = "--no-explain"
     if args.resume and args.config:
         raise LabError("--resume continues a run with its saved config; drop --config")
     mode = "disabled" if args.no_track else (args.wandb or os.environ.get("WANDB_MODE")
@@ -144,7 +163,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                      wandb_mode="offline" if mode == "dryrun" else mode,
                      wandb_project=args.wandb_project, wandb_entity=args.wandb_entity,
                      runs_dir=args.runs_dir, command=shlex.join(["lab", *args.argv]),
-                     echo=True)
+                     echo=True, sources=sources)
     print(f"run {result.run_id} finished: {result.dir}")
     for k, v in result.metrics.items():
         print(f"  {k:<24} {v:.4f}" if isinstance(v, float) else f"  {k:<24} {v}")
@@ -167,6 +186,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
+    if args.samples is not None and args.samples < 1:
+        raise LabError(f"--samples must be >= 1, got {args.samples}")
     from labs.reload import explain_saved
 
     out, summary = explain_saved(args.run, input_file=args.input, samples=args.samples,

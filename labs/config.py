@@ -1,32 +1,56 @@
-"""Typed lab configs: dataclasses with a default and a help string per field.
+"""Typed lab configs: dataclasses with a default, a help string and the allowed values per field.
 
 Values come from the dataclass defaults, then a YAML/TOML file (`--config`), then `--set k=v`
-overrides; every value is checked against the field's type, and unknown keys are rejected with
-the list of valid keys. Nothing here imports torch: `lab info` and the CLI parser stay fast.
+overrides. One pass, when the config is built and before any work, turns every value into its
+field's type and checks it against the field's range and choices and the config's `validate()`.
+YAML gives a value its structure (lists, mappings, quoting); the field's declared type decides
+what a scalar means, so `--set name=yes` stays the string "yes" and `--set lr=1e-3` is a float.
+Nothing here imports torch: `lab info` and the CLI parser stay fast.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labs.errors import ConfigError
+import yaml
+
+from labs.errors import ConfigError, did_you_mean
+
+_RULES = ("choices", "min", "max", "gt", "lt", "finite")
 
 
-def option(default: Any, help: str, *, choices: typing.Sequence[Any] | None = None) -> Any:
-    """A config field with a default and a help string (`choices` restricts the values).
+def option(default: Any, help: str, *, choices: typing.Sequence[Any] | None = None,
+           min: float | None = None, max: float | None = None,
+           gt: float | None = None, lt: float | None = None, finite: bool = True) -> Any:
+    """A config field with a default, a help string and the values it allows.
+
+    `min`/`max` are inclusive bounds, `gt`/`lt` exclusive ones (give `min` or `gt`, not both);
+    `choices` lists the allowed values. For a list (or tuple, nested lists too) they apply to
+    every item. Numbers must be finite unless `finite=False`. A key a subclass declares again
+    keeps the rules of the base class it does not restate (`epochs` stays >= 1).
 
     >>> @dataclass
     ... class Config(TrainConfig):
-    ...     hidden: list[int] = option([64], "hidden layer widths")
+    ...     hidden: list[int] = option([64], "hidden layer widths", min=1)
+    ...     dropout: float = option(0.2, "dropout after each hidden layer", min=0, lt=1)
     """
-    meta = {"help": help}
+    if min is not None and gt is not None or max is not None and lt is not None:
+        raise TypeError("option(): give min or gt (max or lt), not both")
+    meta: dict[str, Any] = {"help": help}
+    given = {"min": min, "max": max, "gt": gt, "lt": lt}
+    meta.update({k: v for k, v in given.items() if v is not None})
     if choices is not None:
         meta["choices"] = tuple(choices)
+    if not finite:
+        meta["finite"] = False
     if isinstance(default, (list, dict, set)):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -36,23 +60,29 @@ def option(default: Any, help: str, *, choices: typing.Sequence[Any] | None = No
 class LabConfig:
     """Keys every lab has."""
 
-    seed: int = option(0, "random seed: the same seed and config give the same numbers")
+    seed: int = option(0, "random seed: the same seed and config give the same numbers",
+                       min=0, max=2**32 - 1)
     device: str = option("auto", "where to compute", choices=("auto", "cpu", "cuda", "mps"))
     explain: bool = option(True, "explain a few test predictions with LIME after training")
-    explain_samples: int = option(3, "how many test samples to explain")
-    explain_num_samples: int = option(1000, "LIME perturbations per explanation")
+    explain_samples: int = option(3, "how many test samples to explain", min=1)
+    explain_num_samples: int = option(1000, "LIME perturbations per explanation", min=10)
+
+    def validate(self) -> None:
+        """Checks across keys (`a + b < 1`), run after every key's own checks; raise
+        `ConfigError` with one line naming the keys and values. Call `super().validate()`."""
 
 
 @dataclass
 class TrainConfig(LabConfig):
     """Keys of a lab trained on the shared trainer."""
 
-    epochs: int = option(10, "passes over the training data")
-    lr: float = option(1e-3, "learning rate")
-    batch_size: int = option(64, "samples per gradient step")
-    grad_clip: float = option(0.0, "clip the gradient norm to this value (0: off)")
+    epochs: int = option(10, "passes over the training data", min=1)
+    lr: float = option(1e-3, "learning rate", gt=0)
+    batch_size: int = option(64, "samples per gradient step", min=1)
+    grad_clip: float = option(0.0, "clip the gradient norm to this value (0: off)", min=0)
     lr_schedule: str = option("none", "learning-rate schedule", choices=("none", "cosine", "step"))
-    early_stop: int = option(0, "stop after this many epochs without improvement (0: off)")
+    early_stop: int = option(0, "stop after this many epochs without improvement (0: off)",
+                             min=0)
     amp: bool = option(True, "mixed precision (CUDA only)")
     compile: bool = option(False, "torch.compile the model")
 
@@ -66,14 +96,36 @@ class FieldInfo:
     default: Any
     help: str
     choices: tuple[Any, ...] | None
+    min: float | None = None
+    max: float | None = None
+    gt: float | None = None
+    lt: float | None = None
+    finite: bool = True
 
     @property
     def type_name(self) -> str:
         return type_name(self.type)
 
+    @property
+    def per_item(self) -> bool:
+        """Whether choices and bounds apply to the items of a list rather than the value."""
+        return _is_sequence_type(self.type)
+
+    @property
+    def range_text(self) -> str:
+        """`> 0`, `>= 1`, `in [0, 1)`; empty when unbounded."""
+        lo = (f">= {self.min}" if self.min is not None
+              else f"> {self.gt}" if self.gt is not None else "")
+        hi = (f"<= {self.max}" if self.max is not None
+              else f"< {self.lt}" if self.lt is not None else "")
+        if lo and hi:
+            return (f"in {'[' if self.min is not None else '('}{lo.split()[1]}, "
+                    f"{hi.split()[1]}{']' if self.max is not None else ')'}")
+        return lo or hi
+
 
 def fields(config_cls: type) -> list[FieldInfo]:
-    """The keys of a config dataclass with their resolved types, defaults and help."""
+    """The keys of a config dataclass with their resolved types, defaults, help and rules."""
     hints = typing.get_type_hints(config_cls)
     out = []
     for f in dataclasses.fields(config_cls):
@@ -83,10 +135,18 @@ def fields(config_cls: type) -> list[FieldInfo]:
             default = f.default_factory()
         else:
             default = None
-        out.append(
-            FieldInfo(f.name, hints[f.name], default, f.metadata.get("help", ""),
-                      f.metadata.get("choices"))
-        )
+        rules = {k: f.metadata[k] for k in _RULES if k in f.metadata}
+        for base in config_cls.__mro__[1:]:  # a redeclared key keeps its base's rules
+            base_field = getattr(base, "__dataclass_fields__", {}).get(f.name)
+            if base_field is not None:
+                for k in _RULES:
+                    if k in base_field.metadata:
+                        rules.setdefault(k, base_field.metadata[k])
+        if "choices" not in rules and _literal_args(hints[f.name]):
+            rules["choices"] = _literal_args(hints[f.name])
+        rules.setdefault("choices", None)
+        out.append(FieldInfo(f.name, hints[f.name], default, f.metadata.get("help", ""),
+                             **rules))
     return out
 
 
@@ -97,17 +157,36 @@ def type_name(tp: Any) -> str:
     return str(tp).replace("typing.", "")
 
 
-def build(config_cls: type, overrides: dict[str, Any] | None = None, *, source: str = "--set"):
-    """An instance of `config_cls` with `overrides` applied and type-checked."""
+def build(config_cls: type, overrides: Mapping[str, Any] | None = None, *,
+          source: str = "--set", sources: Mapping[str, str] | None = None) -> Any:
+    """An instance of `config_cls` with `overrides` applied, type-converted and checked.
+
+    `source` says where the overrides come from (`--set`, a file's path); `sources` maps single
+    keys to another origin (`{"seed": "--seed"}`). Every error is a one-line `ConfigError`.
+    """
     infos = {f.name: f for f in fields(config_cls)}
+    sources = dict(sources or {})
     values = {}
     for key, raw in (overrides or {}).items():
+        src = sources.get(key, source)
         if key not in infos:
-            raise ConfigError(
-                f"unknown config key '{key}' ({source}). Valid keys: {valid_keys(infos.values())}"
-            )
-        values[key] = coerce(raw, infos[key], source)
-    return config_cls(**values)
+            raise ConfigError(unknown_key(key, infos.values(), src))
+        values[key] = coerce(raw, infos[key], src)
+    cfg = config_cls(**values)
+    for name, info in infos.items():
+        check(getattr(cfg, name), info, sources.get(name, source) if name in values
+              else "default")
+    validate = getattr(cfg, "validate", None)
+    if callable(validate):
+        validate()
+    return cfg
+
+
+def unknown_key(key: str, infos: typing.Iterable[FieldInfo], source: str) -> str:
+    infos = list(infos)
+    close = did_you_mean(key, [f.name for f in infos], n=1)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    return f"unknown config key '{key}' ({source}).{hint} Valid keys: {valid_keys(infos)}"
 
 
 def valid_keys(infos: typing.Iterable[FieldInfo]) -> str:
@@ -115,7 +194,8 @@ def valid_keys(infos: typing.Iterable[FieldInfo]) -> str:
 
 
 def parse_set(items: typing.Iterable[str]) -> dict[str, Any]:
-    """`["lr=0.01", "hidden=[128,64]"]` -> `{"lr": "0.01", "hidden": "[128,64]"}` (raw strings)."""
+    """`["lr=0.01", "hidden=[128,64]"]` -> `{"lr": "0.01", "hidden": "[128,64]"}`: the values
+    stay text until `build` reads them as their field's type."""
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -129,101 +209,276 @@ def load_file(path: str | Path) -> dict[str, Any]:
     """Read a YAML or TOML config file into a flat dict of overrides."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
-    try:
-        if path.suffix == ".toml":
-            import tomllib
-
-            data = tomllib.loads(text)
-        else:
-            import yaml
-
-            data = yaml.safe_load(text)
-    except Exception as e:  # any parser error is the user's file, not our bug
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise ConfigError(f"cannot parse config file {path}: {msg}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"cannot read config file {path}: it is not UTF-8 text") from None
+    if path.suffix == ".toml":
+        toml = _toml()
+        try:
+            data = toml.loads(text)
+        except toml.TOMLDecodeError as e:
+            raise ConfigError(f"cannot parse config file {path}: {e}".splitlines()[0]) from None
+    else:
+        try:
+            data = yaml.load(text, Loader=_Loader)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"cannot parse config file {path}: {_yaml_problem(e)}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping of key: value")
-    return data
+    # a string the file quoted (or any TOML string) is read, not re-read as `--set` text is
+    return {str(k): _Quoted(v) if type(v) is str else v for k, v in data.items()}
+
+
+def _toml() -> types.ModuleType:
+    """`tomllib` (Python 3.11+) or its backport `tomli` (a dependency on Python 3.10)."""
+    try:
+        import tomllib
+
+        return tomllib
+    except ImportError:
+        pass
+    try:
+        import tomli
+
+        return tomli
+    except ImportError:
+        raise ConfigError("reading a TOML config file needs Python 3.11+ or the tomli package "
+                          "(pip install tomli); or write the config as YAML") from None
+
+
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    mark = getattr(e, "problem_mark", None)
+    problem = getattr(e, "problem", None)
+    if problem and mark is not None:
+        return f"{problem} (line {mark.line + 1}, column {mark.column + 1})"
+    return (str(e).splitlines() or [type(e).__name__])[0]
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
-# -- type coercion ---------------------------------------------------------------------------
+# -- reading values --------------------------------------------------------------------------
+
+
+class _Plain(str):
+    """An unquoted YAML scalar: whether it is a number, a bool or null depends on the field."""
+
+
+class _Quoted(str):
+    """A string a config file quoted: that text, never a number, a list or null."""
+
+
+class _Loader(yaml.BaseLoader):
+    """YAML for structure only: scalars stay text, marked `_Plain` when they were not quoted."""
+
+    def construct_scalar(self, node: yaml.ScalarNode) -> str:
+        value = super().construct_scalar(node)
+        return _Plain(value) if node.style is None else value
 
 
 def coerce(raw: Any, info: FieldInfo, source: str = "--set") -> Any:
-    """Turn `raw` (a CLI string or a value from a file) into a value of the field's type."""
+    """Turn `raw` (text from `--set` or Python, or a value from a file) into the field's type."""
     try:
-        value = _coerce(raw, info.type)
-    except (TypeError, ValueError):
+        value = _read_text(raw, info.type) if type(raw) is str else raw
+        if (_is_sequence_type(info.type) and value is not None and not _is_null(value)
+                and not isinstance(value, (list, tuple, set, frozenset, Mapping))):
+            value = [value]  # a single item of a list key: hidden=32
+        return _coerce(value, info.type)
+    except (ValueError, ArithmeticError):
+        if info.choices is not None:
+            raise ConfigError(f"bad value for '{info.name}' ({source}): {raw!r}; "
+                              f"choose one of {_join(info.choices)}") from None
         raise ConfigError(
             f"bad value for '{info.name}' ({source}): {raw!r} is not {info.type_name}"
         ) from None
-    if info.choices is not None and value not in info.choices:
-        allowed = ", ".join(map(str, info.choices))
-        raise ConfigError(
-            f"bad value for '{info.name}' ({source}): {raw!r}; choose one of {allowed}")
-    return value
+
+
+def check(value: Any, info: FieldInfo, source: str = "--set") -> None:
+    """Refuse a value outside the field's choices or range, or a number that is not finite."""
+    what = f"every item of {info.name}" if info.per_item else info.name
+    for x in _items(value) if info.per_item else [value]:
+        problem = None
+        if x is None:
+            continue
+        if info.choices is not None and x not in info.choices:
+            problem = (f"each item: choose one of {_join(info.choices)}" if info.per_item
+                       else f"choose one of {_join(info.choices)}")
+        elif isinstance(x, bool) or not isinstance(x, (int, float)):
+            continue
+        elif info.finite and not math.isfinite(x):
+            problem = f"{what} must be a finite number"
+        elif not ((info.min is None or x >= info.min) and (info.max is None or x <= info.max)
+                  and (info.gt is None or x > info.gt) and (info.lt is None or x < info.lt)):
+            problem = f"{what} must be {info.range_text}"
+        if problem:
+            raise ConfigError(f"bad value for '{info.name}' ({source}): {value!r}; {problem}")
+
+
+def _join(values: typing.Iterable[Any]) -> str:
+    return ", ".join(map(str, values))
+
+
+def _items(value: Any) -> typing.Iterator[Any]:
+    if isinstance(value, (list, tuple, set, frozenset)):
+        for x in value:
+            yield from _items(x)
+    else:
+        yield value
+
+
+def _read_text(text: str, tp: Any) -> Any:
+    """Text given for a key: verbatim for a string key, else read as YAML for its structure."""
+    members = _members(tp)
+    if members and all(m is str for m in members):
+        return _Plain(text)  # `--set name=a: b` is the string "a: b"
+    body = text.strip()
+    if members and all(_is_sequence_type(m) for m in members) and not body.startswith("[") \
+            and not (type(None) in _args(tp) and _is_null(_Plain(body))):
+        body = f"[{body}]"  # hidden=128,64 and hidden=32 are lists
+    try:
+        return yaml.load(body, Loader=_Loader)
+    except yaml.YAMLError:
+        raise ValueError(text) from None
+
+
+def _args(tp: Any) -> tuple:
+    return typing.get_args(tp) if _is_union(tp) else (tp,)
+
+
+def _members(tp: Any) -> list:
+    """The types a key allows besides None."""
+    return [a for a in _args(tp) if a is not type(None)]
+
+
+def _is_union(tp: Any) -> bool:
+    return typing.get_origin(tp) in (typing.Union, types.UnionType)
+
+
+def _is_sequence_type(tp: Any) -> bool:
+    members = _members(tp)
+    return bool(members) and all(
+        (typing.get_origin(m) or m) in (list, tuple, set, frozenset) for m in members)
+
+
+def _literal_args(tp: Any) -> tuple | None:
+    lits = [a for m in _members(tp) if typing.get_origin(m) is typing.Literal
+            for a in typing.get_args(m)]
+    return tuple(lits) or None
+
+
+def _is_null(v: Any) -> bool:
+    return v is None or (isinstance(v, _Plain) and v.strip().lower() in ("", "~", "null", "none"))
 
 
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
+_SPECIAL_FLOATS = {".inf": "inf", "+.inf": "inf", "-.inf": "-inf", ".nan": "nan"}
+_INT = re.compile(r"[-+]?[0-9]+")
+_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
 
 
-def _coerce(raw: Any, tp: Any) -> Any:
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if type(None) in args and (raw is None or (isinstance(raw, str) and raw.lower() in
-                                                   ("none", "null", "~", ""))):
+def _coerce(v: Any, tp: Any) -> Any:
+    """`v` as a value of type `tp`; ValueError when it is not one."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any or tp is object:
+        return _infer(v)
+    if _is_union(tp):
+        if type(None) in args and _is_null(v):
             return None
-        for arg in (a for a in args if a is not type(None)):
+        for arg in _members(tp):
             try:
-                return _coerce(raw, arg)
-            except (TypeError, ValueError):
+                return _coerce(v, arg)
+            except (ValueError, ArithmeticError):
                 continue
-        raise ValueError(raw)
-    if origin in (list, tuple):
-        items = _as_list(raw)
-        (item_tp, *_) = typing.get_args(tp) or (Any,)
-        return origin(_coerce(x, item_tp) for x in items)
-    if tp is Any:
-        return raw
+        raise ValueError(v)
+    if tp is type(None):
+        if _is_null(v):
+            return None
+        raise ValueError(v)
+    if origin is typing.Literal:
+        for choice in args:
+            try:
+                x = _coerce(v, type(choice))
+            except (ValueError, ArithmeticError):
+                continue
+            if type(x) is type(choice) and x == choice:
+                return choice
+        raise ValueError(v)
+    container = origin or tp
+    if container in (list, tuple, set, frozenset):
+        if not isinstance(v, (list, tuple, set, frozenset)):
+            raise ValueError(v)
+        if container is tuple and args and args[-1] is not Ellipsis:
+            if len(v) != len(args):
+                raise ValueError(v)
+            return tuple(_coerce(x, a) for x, a in zip(v, args))
+        item = args[0] if args else Any
+        return container(_coerce(x, item) for x in v)
+    if container is dict:
+        if not isinstance(v, Mapping):
+            raise ValueError(v)
+        key_tp, value_tp = args or (Any, Any)
+        return {_coerce(k, key_tp): _coerce(x, value_tp) for k, x in v.items()}
     if tp is bool:
-        if isinstance(raw, bool):
-            return raw
-        if isinstance(raw, str) and raw.lower() in _TRUE | _FALSE:
-            return raw.lower() in _TRUE
-        raise ValueError(raw)
+        if isinstance(v, bool):
+            return v
+        if isinstance(v, str) and v.strip().lower() in _TRUE | _FALSE:
+            return v.strip().lower() in _TRUE
+        raise ValueError(v)
     if tp is int:
-        if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
-            raise ValueError(raw)
-        return int(raw) if not isinstance(raw, str) else int(raw.strip())
+        if isinstance(v, bool):
+            raise ValueError(v)
+        if isinstance(v, int):
+            return v
+        if isinstance(v, str):
+            try:
+                return int(v.strip())
+            except ValueError:
+                v = float(v.strip())  # batch_size=1e3
+        if isinstance(v, float) and v.is_integer() and abs(v) < 2**53:
+            return int(v)
+        raise ValueError(v)
     if tp is float:
-        if isinstance(raw, bool):
-            raise ValueError(raw)
-        return float(raw)
+        if isinstance(v, bool):
+            raise ValueError(v)
+        if isinstance(v, (int, float)):
+            return float(v)
+        if isinstance(v, str):
+            text = v.strip()
+            return float(_SPECIAL_FLOATS.get(text.lower(), text))
+        raise ValueError(v)
     if tp is str:
-        if isinstance(raw, (list, dict)):
-            raise ValueError(raw)
-        return str(raw)
-    raise TypeError(f"unsupported config type {tp}")
+        if isinstance(v, str):
+            return str(v)  # a plain `str`, not `_Plain`: config.yaml must be able to hold it
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return str(v)  # TOML `name = 5`
+        raise ValueError(v)
+    raise TypeError(f"unsupported config type {tp}")  # the lab's bug, not the user's value
 
 
-def _as_list(raw: Any) -> list:
-    if isinstance(raw, (list, tuple)):
-        return list(raw)
-    if isinstance(raw, str):
-        text = raw.strip()
-        if text.startswith("[") and text.endswith("]"):
-            inner = text[1:-1].strip()
-            return [] if not inner else [x.strip().strip("'\"") for x in inner.split(",")]
-        return [x.strip() for x in text.split(",") if x.strip()]
-    raise ValueError(raw)
+def _infer(v: Any) -> Any:
+    """An untyped value (`dict`, `Any`): unquoted scalars read as YAML 1.2 reads them
+    (1e-3 is a float, yes is a string), quoted ones stay strings."""
+    if isinstance(v, _Plain):
+        text = v.strip()
+        if _is_null(v):
+            return None
+        if text.lower() in ("true", "false"):
+            return text.lower() == "true"
+        if _INT.fullmatch(text):
+            return int(text)
+        if _FLOAT.fullmatch(text) or text.lower() in _SPECIAL_FLOATS:
+            return float(_SPECIAL_FLOATS.get(text.lower(), text))
+        return str(v)
+    if isinstance(v, str):
+        return str(v)
+    if isinstance(v, (list, tuple)):
+        return type(v)(_infer(x) for x in v)
+    if isinstance(v, Mapping):
+        return {_infer(k): _infer(x) for k, x in v.items()}
+    return v

@@ -45,6 +45,10 @@ class CheckpointError(LabError):
     """A checkpoint is missing, corrupt or does not fit the model."""
 
 
+class OutOfMemory(LabError):
+    """The model or a batch does not fit in the device's memory."""
+
+
 class DataNotFound(LabError):
     """A dataset's files are absent and cannot be downloaded."""
 

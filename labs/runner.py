@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import platform
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from typing import Any
 
 from labs import config as config_mod
 from labs import rundir
-from labs.errors import LabError, RunNotFound
+from labs.errors import LabError, OutOfMemory, RunNotFound
 from labs.registry import BUILTIN_DIST, discover
 
 # what may differ in a resumed run without changing its numbers
@@ -50,14 +51,18 @@ def load_lab(name: str) -> type:
 
 
 def resolve_config(lab_cls: type, overrides: dict[str, Any] | None = None,
-                   config_file: str | Path | None = None) -> Any:
-    """Defaults, then the config file, then overrides; all type-checked."""
+                   config_file: str | Path | None = None,
+                   sources: dict[str, str] | None = None) -> Any:
+    """Defaults, then the config file, then overrides: one pass converts and checks them all,
+    each error naming where its value came from (`sources`: key -> origin, else `--set`)."""
     values: dict[str, Any] = {}
+    origin: dict[str, str] = {}
     if config_file:
         values.update(config_mod.load_file(config_file))
-        config_mod.build(lab_cls.Config, values, source=str(config_file))
+        origin.update(dict.fromkeys(values, str(config_file)))
     values.update(overrides or {})
-    return config_mod.build(lab_cls.Config, values)
+    origin.update({k: (sources or {}).get(k, "--set") for k in overrides or {}})
+    return config_mod.build(lab_cls.Config, values, sources=origin)
 
 
 def execute(name: str, overrides: dict[str, Any] | None = None, *,
@@ -65,8 +70,12 @@ def execute(name: str, overrides: dict[str, Any] | None = None, *,
             wandb_mode: str = "offline", wandb_project: str = "labs",
             wandb_entity: str | None = None, runs_dir: str | Path | None = None,
             callbacks: Sequence[Any] = (), progress: bool | None = None,
-            command: str = "", echo: bool = False) -> Result:
-    """Run lab `name` from start to summary, or resume the run `resume`."""
+            command: str = "", echo: bool = False,
+            sources: dict[str, str] | None = None) -> Result:
+    """Run lab `name` from start to summary, or resume the run `resume`.
+
+    Every config value is checked before a run directory is made; `sources` names where an
+    override came from (`{"seed": "--seed"}`; default `--set`) for the error messages."""
     lab_cls = load_lab(name)
     from labs import device as device_mod
     from labs.context import Run
@@ -85,11 +94,12 @@ def execute(name: str, overrides: dict[str, Any] | None = None, *,
             raise LabError(f"--resume continues a run with its saved config; {', '.join(changed)} "
                            f"cannot change (only {', '.join(sorted(RESUME_KEYS))} can)")
         values = {**saved.get("config", {}), **(overrides or {})}
-        cfg = config_mod.build(lab_cls.Config, values, source=str(path))
+        origin = {k: (sources or {}).get(k, "--set") for k in overrides or {}}
+        cfg = config_mod.build(lab_cls.Config, values, source=str(path), sources=origin)
         dev = device_mod.choose(cfg.device)
         run_id, meta = path.name, saved
     else:
-        cfg = resolve_config(lab_cls, overrides, config_file)
+        cfg = resolve_config(lab_cls, overrides, config_file, sources)
         dev = device_mod.choose(cfg.device)  # a bad device fails before a directory is made
         run_id, path = rundir.create(name, runs_dir)
         meta = {"lab": name, "run_id": run_id,
@@ -120,12 +130,34 @@ def execute(name: str, overrides: dict[str, Any] | None = None, *,
         status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
         rundir.write_summary(path, status, {}, "", error=f"{type(e).__name__}: {e}")
         tracker.finish(exit_code=1)
+        oom = out_of_memory(e, dev)
+        if oom:
+            raise OutOfMemory(f"{oom} (run {run_id} marked failed)") from None
         raise
     headline = lab_cls.headline or next(iter(metrics), "")
     rundir.write_summary(path, "completed", metrics, headline)
     tracker.summary(metrics)
     tracker.finish()
     return Result(name, run_id, path, metrics, cfg, dict(run.models))
+
+
+def out_of_memory(e: BaseException, device: Any = "cpu") -> str:
+    """One line for torch's out-of-memory error, with the size it asked for; "" otherwise."""
+    text = str(e)
+    if not isinstance(e, RuntimeError) or not ("out of memory" in text.lower()
+                                                or "can't allocate memory" in text):
+        return ""
+    size = ""
+    if m := re.search(r"allocate (\d+) bytes", text):  # CPU: "... allocate 256000000 bytes"
+        size = f" {_gib(int(m.group(1)))}"
+    elif m := re.search(r"[Tt]ried to allocate ([\d.]+ [KMGT]i?B)", text):  # CUDA
+        size = f" {m.group(1)}"
+    return (f"out of memory on {device}: the lab asked for{size or ' more than is free'}; "
+            f"make the model or batch smaller (e.g. --set hidden=..., batch_size=...)")
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:,.1f} GiB ({n:,} bytes)"
 
 
 def _wandb_id(run_id: str) -> str:
@@ -169,4 +201,5 @@ def run(name: str, *, config: str | Path | None = None, resume: str | None = Non
         raise LabError(f"track must be offline, online or disabled, not {track!r}")
     return execute(name, overrides, config_file=config, resume=resume, wandb_mode=mode,
                    wandb_project=wandb_project, wandb_entity=wandb_entity, runs_dir=runs_dir,
-                   callbacks=callbacks, progress=progress)
+                   callbacks=callbacks, progress=progress,
+                   sources=dict.fromkeys(overrides, "keyword argument"))

@@ -12,11 +12,11 @@ from labs import Lab, TrainConfig, datasets, models, option, plots
 
 @dataclass
 class Config(TrainConfig):
-    hidden: list[int] = option([64], "hidden layer widths")
+    hidden: list[int] = option([64], "hidden layer widths", min=1)
     activation: str = option("relu", "hidden activation", choices=tuple(models.ACTIVATIONS))
-    dropout: float = option(0.2, "dropout after each hidden layer")
+    dropout: float = option(0.2, "dropout after each hidden layer", min=0, lt=1)
     epochs: int = option(60, "passes over the training data")
-    test_size: float = option(0.2, "held-out test fraction (stratified)")
+    test_size: float = option(0.2, "held-out test fraction (stratified)", gt=0, lt=1)
 
 
 class DigitsMLP(Lab):

@@ -13,10 +13,11 @@ from labs import Lab, LabConfig, datasets, default_subject, option
 
 @dataclass
 class Config(LabConfig):
-    gates: list[str] = option(["AND", "OR", "NAND", "NOR", "XOR"], "gates to learn")
-    epochs: int = option(20, "at most this many passes over the truth table")
+    gates: list[str] = option(["AND", "OR", "NAND", "NOR", "XOR"], "gates to learn",
+                             choices=tuple(datasets.GATES))
+    epochs: int = option(20, "at most this many passes over the truth table", min=1)
     lr: float = option(1.0, "learning rate of the perceptron rule (from zero weights it only "
-                            "scales them)")
+                            "scales them)", gt=0)
     theta_and: float = option(2.0, "McCulloch-Pitts threshold that makes AND (weights 1, 1)")
     theta_or: float = option(1.0, "McCulloch-Pitts threshold that makes OR (weights 1, 1)")
 

@@ -13,7 +13,7 @@ from labs import Lab, TrainConfig, datasets, models, option, plots
 
 @dataclass
 class Config(TrainConfig):
-    hidden: int = option(4, "units in the hidden layer")
+    hidden: int = option(4, "units in the hidden layer", min=1)
     activation: str = option("tanh", "hidden activation (non-linear!)",
                              choices=tuple(models.ACTIVATIONS))
     epochs: int = option(300, "passes over the four rows (one full batch each)")

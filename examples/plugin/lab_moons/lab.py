@@ -19,15 +19,16 @@ from labs import Lab, TrainConfig, datasets, default_subject, models, option, pl
 
 @dataclass
 class Config(TrainConfig):
-    n_samples: int = option(600, "points drawn from the two moons")
-    noise: float = option(0.2, "standard deviation of the Gaussian noise added to the points")
-    hidden: list[int] = option([32, 32], "hidden layer widths")
+    n_samples: int = option(600, "points drawn from the two moons", min=10)
+    noise: float = option(0.2, "standard deviation of the Gaussian noise added to the points",
+                         min=0)
+    hidden: list[int] = option([32, 32], "hidden layer widths", min=1)
     activation: str = option("relu", "hidden activation (non-linear: the border is curved)",
                              choices=tuple(models.ACTIVATIONS))
     epochs: int = option(60, "passes over the training data")
     lr: float = option(0.01, "learning rate")
     batch_size: int = option(32, "samples per gradient step")
-    test_size: float = option(0.25, "held-out test fraction (stratified)")
+    test_size: float = option(0.25, "held-out test fraction (stratified)", gt=0, lt=1)
 
 
 class MoonsMLP(Lab):
