@@ -11,6 +11,7 @@ Nothing here imports torch: `lab info` and the CLI parser stay fast.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import re
 import types
@@ -22,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from labs.errors import ConfigError, did_you_mean
+from labs.errors import ConfigError
 
 _RULES = ("choices", "min", "max", "gt", "lt", "finite")
 
@@ -184,7 +185,7 @@ def build(config_cls: type, overrides: Mapping[str, Any] | None = None, *,
 
 def unknown_key(key: str, infos: typing.Iterable[FieldInfo], source: str) -> str:
     infos = list(infos)
-    close = did_you_mean(key, [f.name for f in infos], n=1)
+    close = difflib.get_close_matches(key, [f.name for f in infos], n=1, cutoff=0.6)
     hint = f" Did you mean '{close[0]}'?" if close else ""
     return f"unknown config key '{key}' ({source}).{hint} Valid keys: {valid_keys(infos)}"
 

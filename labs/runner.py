@@ -150,14 +150,14 @@ def out_of_memory(e: BaseException, device: Any = "cpu") -> str:
     size = ""
     if m := re.search(r"allocate (\d+) bytes", text):  # CPU: "... allocate 256000000 bytes"
         size = f" {_gib(int(m.group(1)))}"
-    elif m := re.search(r"[Tt]ried to allocate ([\d.]+ [KMGT]i?B)", text):  # CUDA
+    elif m := re.search(r"[Tt]ried to allocate ([\d.]+ (?:[KMGT]i?B|bytes))", text):  # CUDA
         size = f" {m.group(1)}"
     return (f"out of memory on {device}: the lab asked for{size or ' more than is free'}; "
-            f"make the model or batch smaller (e.g. --set hidden=..., batch_size=...)")
+            f"make the model or the batch smaller")
 
 
 def _gib(n: int) -> str:
-    return f"{n / 2**30:,.1f} GiB ({n:,} bytes)"
+    return f"{n / 2**30:,.1f} GiB ({n:,} bytes)" if n >= 2**30 else f"{n:,} bytes"
 
 
 def _wandb_id(run_id: str) -> str:

@@ -225,3 +225,20 @@ def test_samples_below_one_is_refused_by_the_cli_before_any_folder(cli, runs_dir
         assert code == 2 and f"--samples must be >= 1, got {n}" in err
     assert not any((res.dir / "explanations").iterdir())
 
+
+
+@pytest.mark.parametrize("message, size", [
+    ("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: "
+     "you tried to allocate 25600000000 bytes. Error code 12 (Cannot allocate memory)",
+     "23.8 GiB (25,600,000,000 bytes)"),
+    ("CUDA out of memory. Tried to allocate 20.00 GiB (GPU 0; 79.11 GiB total capacity)",
+     "20.00 GiB"),
+    ("MPS backend out of memory (MPS allocated: 1 GB). Tried to allocate 256 bytes on shared "
+     "pool", "256 bytes"),
+])
+def test_out_of_memory_message_names_the_size(message, size):
+    from labs.runner import out_of_memory
+
+    assert f"asked for {size};" in out_of_memory(RuntimeError(message), "cuda")
+    assert out_of_memory(RuntimeError("shape mismatch")) == ""
+    assert out_of_memory(ValueError("out of memory")) == ""
