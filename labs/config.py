@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import numbers
 import re
 import types
 import typing
@@ -434,20 +435,20 @@ def _coerce(v: Any, tp: Any) -> Any:
     if tp is int:
         if isinstance(v, bool):
             raise ValueError(v)
-        if isinstance(v, int):
-            return v
+        if isinstance(v, numbers.Integral):  # numpy ints from a notebook sweep too
+            return int(v)
         if isinstance(v, str):
             try:
                 return int(v.strip())
             except ValueError:
                 v = float(v.strip())  # batch_size=1e3
-        if isinstance(v, float) and v.is_integer() and abs(v) < 2**53:
+        if isinstance(v, numbers.Real) and float(v).is_integer() and abs(v) < 2**53:
             return int(v)
         raise ValueError(v)
     if tp is float:
         if isinstance(v, bool):
             raise ValueError(v)
-        if isinstance(v, (int, float)):
+        if isinstance(v, numbers.Real):
             return float(v)
         if isinstance(v, str):
             text = v.strip()

@@ -331,3 +331,12 @@ def test_lab_info_shows_ranges(cli):
     line = {ln.split()[0]: ln for ln in out.splitlines() if ln.startswith("  ")}
     assert line["dropout"].endswith("in [0, 1)") and line["lr"].endswith("> 0")
     assert line["hidden"].endswith("each >= 1") and "[auto|cpu|cuda|mps]" in line["device"]
+
+
+def test_python_values_from_numpy_are_accepted():
+    import numpy as np
+
+    cfg = config.build(Cfg, {"epochs": np.int64(3), "lr": np.float32(0.5),
+                             "hidden": list(np.array([4, 2])), "batch_size": 8.0})
+    assert (cfg.epochs, cfg.lr, cfg.hidden, cfg.batch_size) == (3, 0.5, [4, 2], 8)
+    assert type(cfg.epochs) is int and type(cfg.lr) is float
