@@ -74,9 +74,15 @@ def load(path: str | Path, map_location: str | torch.device = "cpu", *,
                               f"finished)")
     if not (head.startswith(ZIP_MAGIC) or head.startswith(PICKLE_MAGIC)):
         raise CheckpointError(f"{path} is not a PyTorch checkpoint")
-    if head.startswith(ZIP_MAGIC) and not zipfile.is_zipfile(path):
-        # the zip's central directory is written last: a cut-off file has none
-        raise CheckpointError(f"checkpoint {path} is truncated (an interrupted copy or write)")
+    if head.startswith(ZIP_MAGIC):
+        if not zipfile.is_zipfile(path):
+            # the zip's central directory is written last: a cut-off file has none
+            raise CheckpointError(f"checkpoint {path} is truncated (an interrupted copy or "
+                                  f"write)")
+        with zipfile.ZipFile(path) as z:
+            if not any(n.endswith("/data.pkl") for n in z.namelist()):
+                raise CheckpointError(f"{path} is not a PyTorch checkpoint (a zip archive "
+                                      f"without data.pkl)")
     try:
         with torch.serialization.safe_globals(list(safe_numpy())):
             state = torch.load(path, map_location=map_location, weights_only=True)
@@ -99,7 +105,7 @@ def _why(path: Path, e: Exception) -> str:
 
     text = str(e)
     if isinstance(e, pickle.UnpicklingError) and "Weights only load failed" in text:
-        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+        found = re.search(r"GLOBAL ([\w.]+)", text)
         what = f" ({found.group(1)})" if found else ""
         return (f"checkpoint {path} refused: it holds code or types that are not "
                 f"allowed{what}")
