@@ -19,9 +19,12 @@ from labs.errors import LabError
 def evaluate(models: dict[str, Any], data: Dataset, *, split: str = "test",
              batch_size: int = 4096, lab: str = "this lab") -> dict[str, float]:
     """Metrics of every torch module in `models` on `split`, prefixed `<name>/` when named."""
-    nets = {n: m for n, m in models.items() if isinstance(m, torch.nn.Module)}
+    # containers (ModuleDict, ModuleList) have no forward of their own: nothing to call
+    nets = {n: m for n, m in models.items() if isinstance(m, torch.nn.Module)
+            and type(m).forward is not torch.nn.Module.forward}
     if not nets:
-        raise LabError(f"{lab} saves no torch model to evaluate: it must define evaluate()")
+        raise LabError(f"{lab} saves no torch model that takes the test inputs: it must "
+                       f"define evaluate()")
     if not data.supervised:
         raise LabError(f"{lab} has unlabelled data: its own evaluate() says what to measure")
     out: dict[str, float] = {}

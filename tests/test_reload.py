@@ -193,8 +193,10 @@ def test_eval_of_an_unlabelled_lab_asks_for_its_own_evaluate(tmp_path):
     data = datasets.from_arrays(np.random.default_rng(0).normal(size=(20, 3)), None)
     with pytest.raises(LabError, match="unlabelled data: its own evaluate"):
         Lab().evaluate(None, {"": torch.nn.Linear(3, 3)}, data)
-    with pytest.raises(LabError, match="saves no torch model"):
-        Lab().evaluate(None, {"agent": object()}, data)
+    labelled = datasets.logic_gate("AND")
+    for models in ({"agent": object()}, {"": torch.nn.ModuleDict({"a": torch.nn.Linear(2, 2)})}):
+        with pytest.raises(LabError, match="saves no torch model that takes the test inputs"):
+            Lab().evaluate(None, models, labelled)
 
 
 def test_eval_of_a_missing_run_is_one_line(cli):
