@@ -259,3 +259,12 @@ def make_loader(split: Split | Any, batch_size: int, *, device: torch.device | s
         return TensorLoader(split, batch_size, device=device, shuffle=shuffle, seed=seed)
     return SeededLoader(split, batch_size, device=device, shuffle=shuffle, seed=seed,
                         collate_fn=collate_fn)
+
+
+def for_eval(split: Split | Any, batch_size: int, *, device: torch.device | str = "cpu",
+             collate_fn: Callable | None = None) -> Split | SeededLoader:
+    """What `Trainer.evaluate` takes for a split: an in-memory `Split` as it is (evaluated in
+    large batches on the device), a lazy dataset as an unshuffled `SeededLoader`."""
+    if not is_lazy(split):
+        return split
+    return SeededLoader(split, batch_size, device=device, shuffle=False, collate_fn=collate_fn)

@@ -11,7 +11,15 @@ from torch import nn
 import explain
 from explain import ExplainError, Subject
 from labs import datasets
-from labs.data import SAMPLE_LIMIT, Dataset, SeededLoader, Split, TensorLoader, make_loader
+from labs.data import (
+    SAMPLE_LIMIT,
+    Dataset,
+    SeededLoader,
+    Split,
+    TensorLoader,
+    for_eval,
+    make_loader,
+)
 
 
 class Counted(torch.utils.data.Dataset):
@@ -110,6 +118,11 @@ def test_resuming_on_a_lazy_split_is_bit_identical():
         assert torch.equal(p, q)
     assert resumed.evaluate(make_loader(data, 16, shuffle=False)) == \
         straight.evaluate(make_loader(data, 16, shuffle=False))
+    # for_eval: a lazy split as ordered batches, an in-memory one as it is
+    in_memory = Split(data.x, data.y)
+    assert for_eval(in_memory, 16) is in_memory
+    assert straight.evaluate(for_eval(data, 7)) == \
+        pytest.approx(straight.evaluate(in_memory), rel=1e-6)
 
 
 # -- lazy datasets and their metadata --------------------------------------------------------
