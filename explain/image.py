@@ -140,6 +140,9 @@ class ImageExplainer(Explainer):
     }
 
     def prepare(self, subject: Subject) -> None:
+        if not subject.numeric:
+            raise ExplainError("the image explainer needs numeric pixels; these samples are "
+                               "text (use a text explainer)")
         self.layout = ImageLayout.of(subject.input_shape, subject.image_shape)
         h, w, c = self.layout.hwc
         b = 0.0 if subject.baseline is None else np.asarray(subject.baseline, dtype=np.float64)

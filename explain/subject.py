@@ -23,7 +23,8 @@ class Subject:
 
     predict: (N, *input_shape) float32 -> (N, C) class probabilities, or (N,) values in
         regression mode. It is called with large batches (all of LIME's perturbations at once).
-    samples: (n, *input_shape) inputs to explain.
+    samples: (n, *input_shape) numeric inputs to explain, or (n,) strings for text kinds (passed
+        to `predict` as they are, not cast to float).
     labels: true labels of `samples` (figure titles, JSON).
     train: training inputs; the tabular explainer's statistics (LimeTabularExplainer's
         training_data) and the default tabular baseline (per-feature mean).
@@ -58,16 +59,7 @@ class Subject:
                 f"Subject.predict must be callable, got {type(self.predict).__name__}")
         if self.mode not in MODES:
             raise ExplainError(f"unknown mode {self.mode!r}; use one of {', '.join(MODES)}")
-        try:
-            self.samples = np.asarray(self.samples)
-        except (TypeError, ValueError) as e:  # ragged lists and the like
-            raise ExplainError(f"samples cannot be read as one array: {e}") from None
-        if self.samples.ndim < 2 or len(self.samples) == 0:
-            raise ExplainError(
-                f"samples must be a non-empty batch of shape (n, *input_shape); "
-                f"got shape {self.samples.shape}")
-        if not np.issubdtype(self.samples.dtype, np.number):
-            raise ExplainError(f"samples must be numeric, got dtype {self.samples.dtype}")
+        self.samples = _as_samples(self.samples)
         if self.labels is not None:
             self.labels = np.asarray(self.labels)
             if len(self.labels) != len(self.samples):
@@ -81,6 +73,11 @@ class Subject:
             self.image_shape = tuple(int(s) for s in self.image_shape)
 
     @property
+    def numeric(self) -> bool:
+        """False for text samples (strings), which go to `predict` as they are."""
+        return self.samples.dtype.kind in "biufc"
+
+    @property
     def input_shape(self) -> tuple[int, ...]:
         """Shape of one sample as the model takes it."""
         return tuple(self.samples.shape[1:])
@@ -92,7 +89,9 @@ class Subject:
 
     def outputs(self, batch: np.ndarray) -> np.ndarray:
         """`predict` on a batch, checked: (N, C) for classification, (N,) for regression."""
-        out = np.asarray(self.predict(np.asarray(batch, dtype=np.float32)))
+        if self.numeric:
+            batch = np.asarray(batch, dtype=np.float32)
+        out = np.asarray(self.predict(batch))
         n = len(batch)
         if self.mode == "regression":
             if out.ndim == 2 and out.shape[1] == 1:
@@ -121,3 +120,31 @@ class Subject:
             return None
         v = self.labels[i]
         return v.item() if isinstance(v, np.generic) else v
+
+
+def _as_samples(samples) -> np.ndarray:
+    """The samples as one array: numeric (n, *input_shape), or 1-D strings (n,) for text."""
+    if isinstance(samples, (str, bytes)):
+        raise ExplainError("samples must be a batch: a list of strings, not one string")
+    try:
+        arr = np.asarray(samples)
+    except (TypeError, ValueError):  # ragged nested lists (numpy >= 1.24 refuses them)
+        raise ExplainError("samples have different lengths: numeric samples must all have one "
+                           "shape (pad or resize them)") from None
+    if arr.ndim == 0 or len(arr) == 0:
+        raise ExplainError(f"samples must be a non-empty batch; got shape {arr.shape}")
+    if arr.dtype.kind in "biufc":
+        if arr.ndim < 2:
+            raise ExplainError(f"numeric samples must be a batch of shape (n, *input_shape); "
+                               f"got shape {arr.shape} (one row? use samples[None])")
+        return arr
+    if arr.dtype.kind in "US" and arr.ndim == 1:
+        return arr.astype(object)  # Python strings: no fixed-width truncation later
+    if arr.dtype.kind == "O" and arr.ndim == 1:
+        kinds = {type(v).__name__ for v in arr if not isinstance(v, (str, bytes))}
+        if not kinds:
+            return arr
+        raise ExplainError(f"samples must be numeric arrays of one shape, or strings; these "
+                           f"hold {', '.join(sorted(kinds))} (ragged inputs?)")
+    raise ExplainError(f"samples must be numeric, or a 1-D batch of strings; got dtype "
+                       f"{arr.dtype} and shape {arr.shape}")

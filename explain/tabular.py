@@ -30,6 +30,9 @@ class TabularExplainer(Explainer):
     }
 
     def prepare(self, subject: Subject) -> None:
+        if not subject.numeric:
+            raise ExplainError("the tabular explainer needs numeric rows; these samples are "
+                               "text (use a text explainer)")
         if subject.samples.ndim != 2:
             raise ExplainError(f"tabular samples must be rows (n, n_features); got shape "
                                f"{subject.samples.shape}")

@@ -62,6 +62,10 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("--samples", type=int, help="how many test samples to explain")
     ex.add_argument("--runs-dir")
 
+    ev = sub.add_parser("eval", help="evaluate a saved run on its test data (no retraining)")
+    ev.add_argument("run", help="a run id, <lab>/<id> or path")
+    ev.add_argument("--runs-dir")
+
     new = sub.add_parser("new", help="write a ready plugin package with a new lab")
     new.add_argument("name", help="the lab's name, e.g. my-mlp")
     new.add_argument("--dir", default=".", help="where to create the package (default: .)")
@@ -190,11 +194,25 @@ def cmd_explain(args: argparse.Namespace) -> int:
         raise LabError(f"--samples must be >= 1, got {args.samples}")
     from labs.reload import explain_saved
 
-    out, summary = explain_saved(args.run, input_file=args.input, samples=args.samples,
-                                 runs_dir=args.runs_dir)
-    print(f"explanations in {out}")
-    for k, v in summary.items():
+    res = explain_saved(args.run, input_file=args.input, samples=args.samples,
+                        runs_dir=args.runs_dir)
+    for note in res.notes:
+        print(f"note: {note}")
+    for pred in res.predictions:
+        print(f"prediction: {pred}")
+    print(f"explanations in {res.dir}")
+    for k, v in res.summary.items():
         print(f"  {k:<24} {v:.4f}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from labs.reload import evaluate_saved
+
+    out, metrics = evaluate_saved(args.run, runs_dir=args.runs_dir)
+    for k, v in metrics.items():
+        print(f"  {k:<24} {v:.4f}" if isinstance(v, float) else f"  {k:<24} {v}")
+    print(f"metrics in {out}")
     return 0
 
 
@@ -207,7 +225,7 @@ def cmd_new(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"list": cmd_list, "info": cmd_info, "run": cmd_run, "runs": cmd_runs,
-            "explain": cmd_explain, "new": cmd_new}
+            "explain": cmd_explain, "eval": cmd_eval, "new": cmd_new}
 
 if __name__ == "__main__":
     sys.exit(main())

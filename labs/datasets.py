@@ -1,7 +1,7 @@
 """Datasets that need no network: shipped with scikit-learn or generated.
 
-Every loader returns a `labs.data.Dataset` with float32 inputs, int64 class targets (or float32
-regression targets) and the metadata explanations and plots use.
+Every loader returns a `labs.data.Dataset` with float32 inputs, int64 class targets (float32
+regression targets, or none for unlabelled data) and the metadata explanations and plots use.
 """
 
 from __future__ import annotations
@@ -23,38 +23,52 @@ GATES = {
 }
 
 
-def from_arrays(x: np.ndarray, y: np.ndarray, *, test_size: float = 0.2, val_size: float = 0.0,
-                scale: bool = True, seed: int = 0, classification: bool = True,
-                feature_names: Sequence[str] | None = None,
+def from_arrays(x: np.ndarray, y: np.ndarray | None = None, *, test_size: float = 0.2,
+                val_size: float = 0.0, scale: bool = True, seed: int = 0,
+                classification: bool = True, feature_names: Sequence[str] | None = None,
                 class_names: Sequence[str] | None = None,
                 image_shape: tuple[int, ...] | None = None, pixel_max: float = 1.0) -> Dataset:
-    """Split arrays (stratified for classification), standardize with the training statistics,
-    and wrap them as a `Dataset`."""
+    """Split arrays, standardize the inputs with the training statistics, wrap as a `Dataset`.
+
+    `y=None` is unlabelled data (autoencoders, clustering): the splits are `Split(x)` and
+    `Dataset.supervised` is False. Classification splits are stratified.
+    `scale=True` standardizes the inputs `x` only, with the training split's per-feature mean
+    and standard deviation; targets are never touched (regression targets keep their units).
+    """
     from sklearn.model_selection import train_test_split
 
     x = np.asarray(x, dtype=np.float32)
-    y = np.asarray(y)
-    strat = y if classification else None
-    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=test_size, random_state=seed,
-                                              stratify=strat)
-    x_va = y_va = None
+    y = None if y is None else np.asarray(y)
+    classification = classification and y is not None
+    parts = (x,) if y is None else (x, y)
+
+    def cut(arrays, size):
+        strat = arrays[1] if classification else None
+        out = train_test_split(*arrays, test_size=size, random_state=seed, stratify=strat)
+        return out[0::2], out[1::2]  # (first part of each array), (second part of each)
+
+    train, test = cut(parts, test_size)
+    val = None
     if val_size > 0:
-        strat = y_tr if classification else None
-        x_tr, x_va, y_tr, y_va = train_test_split(
-            x_tr, y_tr, test_size=val_size / (1 - test_size), random_state=seed, stratify=strat)
+        train, val = cut(train, val_size / (1 - test_size))
+    x_tr = train[0]
     mean = x_tr.mean(axis=0) if scale else np.zeros(x.shape[1:], np.float32)
     std = x_tr.std(axis=0) if scale else np.ones(x.shape[1:], np.float32)
     std = np.where(std < 1e-8, 1.0, std).astype(np.float32)  # constant pixels stay constant
 
-    def split(a, b):
-        xt = torch.from_numpy(((a - mean) / std).astype(np.float32))
-        yt = torch.from_numpy(b.astype(np.int64 if classification else np.float32))
+    def split(arrays):
+        xt = torch.from_numpy(((arrays[0] - mean) / std).astype(np.float32))
+        if y is None:
+            return Split(xt)
+        yt = torch.from_numpy(arrays[1].astype(np.int64 if classification else np.float32))
         return Split(xt, yt)
 
     n_classes = int(y.max()) + 1 if classification else 0
     display = None
+    brightness = None
     if image_shape is not None:
         m, s = mean.reshape(image_shape), std.reshape(image_shape)
+        brightness = float(x_tr.mean() / pixel_max) if pixel_max else None
 
         def display(img: np.ndarray) -> np.ndarray:
             return np.asarray(img).reshape(image_shape) * s + m
@@ -64,11 +78,11 @@ def from_arrays(x: np.ndarray, y: np.ndarray, *, test_size: float = 0.2, val_siz
         return ((raw - mean) / std).astype(np.float32)
 
     return Dataset(
-        train=split(x_tr, y_tr), test=split(x_te, y_te), encode=encode, pixel_max=pixel_max,
-        val=split(x_va, y_va) if x_va is not None else None,
+        train=split(train), test=split(test), encode=encode, pixel_max=pixel_max,
+        val=split(val) if val is not None else None,
         n_classes=n_classes, feature_names=feature_names,
         class_names=class_names or ([str(c) for c in range(n_classes)] if n_classes else None),
-        image_shape=image_shape, display=display,
+        image_shape=image_shape, display=display, brightness=brightness,
         extras={"mean": mean, "std": std},
     )
 

@@ -12,23 +12,42 @@ from typing import Any
 
 import numpy as np
 
-from labs.data import Dataset
+from labs.data import Dataset, is_lazy
 from labs.errors import LabError
 
+TRAIN_SAMPLE = 1000  # training rows drawn from a lazy split for tabular LIME's statistics
 
-def default_subject(kind: str, model: Any, data: Dataset, cfg: Any) -> Any:
-    """A subject of `kind` from the dataset's test split and metadata."""
+
+def default_subject(kind: str, model: Any, data: Dataset, cfg: Any, *,
+                    samples: np.ndarray | None = None, labels: np.ndarray | None = None,
+                    n: int | None = None) -> Any:
+    """A subject of `kind` for `model` (or the first of a dict of models) on the test split.
+
+    The samples are `samples`/`labels` when given, else the test split's first `n` items
+    (`Dataset.sample`: the whole split when in memory, a few hundred items of a lazy one); the
+    tabular explainer's training statistics come from a sample of the training split.
+    """
     from explain import Subject, torch_predict
 
     models = model if isinstance(model, dict) else {"": model}
     net = next(iter(models.values()))
     classification = data.n_classes > 0
+    if samples is None:
+        samples, test_labels = data.sample("test", n)
+        labels = test_labels if labels is None else labels
+    train = None
+    if not is_lazy(data.train):
+        train, _ = data.sample("train")
+    elif kind == "tabular":  # tabular LIME's feature statistics: a seeded sample suffices
+        train, _ = data.sample("train", TRAIN_SAMPLE, seed=0)
+    numeric = np.asarray(samples).dtype.kind in "biufc"
     return Subject(
         kind=kind,
-        predict=torch_predict(net, softmax=classification, input_shape=data.input_shape),
-        samples=data.test.x.cpu().numpy(),
-        labels=data.test.y.cpu().numpy(),
-        train=data.train.x.cpu().numpy(),
+        predict=torch_predict(net, softmax=classification,
+                              input_shape=data.input_shape if numeric else None),
+        samples=samples,
+        labels=labels,
+        train=train,
         class_names=data.class_names,
         feature_names=data.feature_names,
         image_shape=data.image_shape,

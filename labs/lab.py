@@ -3,18 +3,25 @@
 A lab declares a summary (its docstring's first line), tags, a `Config` dataclass and the kind
 of input it explains; it implements `run()`. Labs that can be reloaded from a saved run
 (`lab explain`, `lab eval`) also implement `data()` and `model()`, which `run()` itself uses.
+
+Saving and reloading is a protocol with defaults for torch modules: after `run()` the framework
+calls `save(run_dir, models)` with the models the run kept (`run.fit`, `run.save_model`), and
+`lab explain` / `lab eval` call `load(run_dir, cfg, data)` to get them back without retraining,
+then `subjects()` or `evaluate()`. A lab whose state is more than module weights (an SB3 zip, a
+replay buffer, a vocabulary) overrides `save` and `load` together.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from labs.config import TrainConfig
 
 if TYPE_CHECKING:
     from explain import Subject
-    from labs.data import Dataset
     from labs.context import Run
+    from labs.data import Dataset
 
 
 class Lab:
@@ -40,13 +47,66 @@ class Lab:
         """A fresh, untrained model (needed to reload a run)."""
         raise NotImplementedError
 
+    def save(self, path: Path, models: dict[str, Any]) -> None:
+        """Keep what the run trained in its directory `path`, for `lab explain` / `lab eval`.
+
+        Called once after `run()` with the models the run kept, by name. The default writes
+        each torch module's state dict to `checkpoints/[<name>/]model.pt` (as `{"model": ...}`,
+        atomically). Override it (and `load`) to save anything else; a checkpoint may hold
+        tensors, numpy arrays and plain Python containers, never pickled objects.
+        """
+        from labs import checkpoint
+
+        for name, model in models.items():
+            if not hasattr(model, "state_dict"):
+                raise TypeError(f"{type(self).__name__}.save: model '{name}' is a "
+                                f"{type(model).__name__}, not a torch module; override "
+                                f"save() and load() to keep it")
+            checkpoint.save({"model": model.state_dict()}, checkpoint.model_path(path, name))
+
+    def load(self, path: Path, cfg: Any, data: Dataset) -> dict[str, Any]:
+        """The trained models of the run in `path`, by name, ready to predict (eval mode).
+
+        The default builds fresh models with `model(cfg, data)` and loads the weights `save`
+        wrote. When `model()` returns a dict, its keys are the names; when it returns one
+        model, one fresh copy is built for each model the run saved.
+        """
+        from labs import checkpoint
+
+        built = self.model(cfg, data)
+        if isinstance(built, dict):
+            models = dict(built)
+        else:
+            names = checkpoint.saved_models(path) or [""]
+            models = {name: built if i == 0 else self.model(cfg, data)
+                      for i, name in enumerate(names)}
+        for name, model in models.items():
+            ckpt = checkpoint.model_path(path, name)
+            checkpoint.load_weights(model, checkpoint.load(ckpt, require=("model",))["model"],
+                                    ckpt)
+            model.eval()
+        return models
+
+    def evaluate(self, cfg: Any, models: dict[str, Any], data: Dataset) -> dict[str, float]:
+        """Metrics of reloaded models on the test split (`lab eval`). The default: accuracy and
+        cross-entropy for classification, mean squared error for regression, per torch
+        module (`<name>/test_acc` when there are several). Override it for anything else:
+        a VAE's ELBO, a GAN's scores, an agent's mean return."""
+        from labs.evaluation import evaluate
+
+        return evaluate(models, data, lab=self.name or type(self).__name__)
+
     def subjects(self, cfg: Any, model: Any, data: Dataset) -> dict[str, Subject]:
         """What to explain, by name. The default builds one subject of kind `explains` from
-        the dataset's test split and metadata; override to add ground truth or several models."""
+        the dataset's test split and metadata, per model when `model` is a dict of several
+        (each explained in its own sub-folder); override to add ground truth."""
         from labs.explaining import default_subject
 
         if self.explains == "none":
             return {}
+        if isinstance(model, dict) and len(model) > 1:
+            return {name: default_subject(self.explains, m, data, cfg)
+                    for name, m in model.items()}
         return {"": default_subject(self.explains, model, data, cfg)}
 
     @classmethod

@@ -121,6 +121,7 @@ def execute(name: str, overrides: dict[str, Any] | None = None, *,
         print(f"{name}: run {run_id} in {path} on {dev}", file=sys.stderr)
     try:
         metrics = dict(lab.run(cfg, run) or {})
+        lab.save(path, run.models)  # what `lab explain` and `lab eval` reload (Lab.load)
         if getattr(cfg, "explain", False) and lab_cls.explains != "none" and run.models:
             from labs.explaining import explain_run
 
