@@ -10,17 +10,22 @@ from __future__ import annotations
 
 from typing import Any
 
+# Inches a text may pass the edge by: constrained layout places a rotated axis label about one
+# pixel (at 100 dpi) outside, whatever the figure's size; growing would not move it.
+SLACK = 0.02
 
-def fit_canvas(fig: Any, pad: float = 0.05, rounds: int = 4) -> Any:
-    """Grow `fig` (a matplotlib Figure) until its drawn contents lie inside the canvas, plus
-    `pad` inches; returns `fig`. The layout engine runs again after each growth."""
+
+def fit_canvas(fig: Any, rounds: int = 3) -> Any:
+    """Grow `fig` (a matplotlib Figure) until its drawn contents lie inside the canvas; returns
+    `fig`. Costs one draw when everything fits (the layout engine keeps its own padding), one
+    more per growth: use it where text of unknown length is drawn (names, labels)."""
     for _ in range(rounds):
         fig.draw_without_rendering()  # runs the layout engine, places every text
         box = fig.get_tightbbox()  # in inches
         w, h = fig.get_size_inches()
-        grow_w = max(0.0, pad - box.x0) + max(0.0, box.x1 + pad - w)
-        grow_h = max(0.0, pad - box.y0) + max(0.0, box.y1 + pad - h)
-        if grow_w < 0.01 and grow_h < 0.01:
+        grow_w = max(0.0, -box.x0) + max(0.0, box.x1 - w)
+        grow_h = max(0.0, -box.y0) + max(0.0, box.y1 - h)
+        if grow_w <= SLACK and grow_h <= SLACK:
             break
-        fig.set_size_inches(w + grow_w, h + grow_h)
+        fig.set_size_inches(w + grow_w + 0.05, h + grow_h + 0.05)
     return fig

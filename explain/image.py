@@ -17,7 +17,6 @@ import numpy as np
 from explain.base import Explainer, Explanation, register
 from explain.errors import ExplainError
 from explain.fidelity import deletion_test, rank_correlation, true_row
-from explain.figures import fit_canvas
 from explain.segmentation import relabel, segment, to_unit_rgb
 from explain.subject import Subject
 
@@ -273,4 +272,4 @@ class ImageExplainer(Explainer):
             ax.set_yticks([])
         fig.suptitle(f"deletion of top-{e.deletion_k}: drop {e.deletion_top:.3f} "
                      f"vs random {e.deletion_random:.3f}", fontsize=10)
-        return fit_canvas(fig)
+        return fig

@@ -1,9 +1,9 @@
 """Figures most labs want: training curves, confusion matrices, image grids, decision surfaces.
 
 Each function returns a matplotlib `Figure` made without pyplot (no global figure state, no GUI
-backend needed); hand it to `run.figure(name, fig)`. Figures use constrained layout and are
-grown to fit what they draw (`explain.figures.fit_canvas`): long class or feature names never
-overlap each other or run off the canvas.
+backend needed); hand it to `run.figure(name, fig)`. Figures use constrained layout; those
+that draw names of any length (class names, axis labels given by the lab) are also grown to fit
+them (`explain.figures.fit_canvas`), so names never overlap or run off the canvas.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def curves(history: Any, keys: Sequence[str] = ("loss", "acc"), title: str = "")
         ax.legend()
     if title:
         fig.suptitle(title)
-    return fit_canvas(fig)
+    return fig
 
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequence[str] | None = None,
@@ -80,7 +80,9 @@ def image_grid(images: Sequence[np.ndarray], titles: Sequence[str] = (), cols: i
     n = max(len(images), 1)
     cols = min(cols, n)
     rows = -(-n // cols)
-    fig = Figure(figsize=(1.3 * cols, 1.5 * rows + (0.4 if title else 0)), layout="constrained")
+    longest = max((len(str(t)) for t in titles), default=0)
+    col = max(1.3, 0.8 * _CHAR_IN * longest + 0.3)  # room for an 8 pt title and a gap
+    fig = Figure(figsize=(col * cols, 1.5 * rows + (0.4 if title else 0)), layout="constrained")
     for i, img in enumerate(images):
         ax = fig.add_subplot(rows, cols, i + 1)
         ax.imshow(np.asarray(img), cmap=cmap)
@@ -89,7 +91,7 @@ def image_grid(images: Sequence[np.ndarray], titles: Sequence[str] = (), cols: i
             ax.set_title(titles[i], fontsize=8)
     if title:
         fig.suptitle(title)
-    return fit_canvas(fig)
+    return fit_canvas(fig)  # titles of any length: the grid widens, titles stay apart
 
 
 def decision_surface(model: Any, x: Any, y: Any = None, *, target: int = 1,

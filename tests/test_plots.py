@@ -11,6 +11,7 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from explain.base import Explanation
+from explain.figures import SLACK
 from explain.tabular import TabularExplainer
 from labs import plots
 
@@ -23,13 +24,14 @@ def renderer(fig):
 
 
 def assert_on_canvas(fig, tmp_path):
-    """Everything drawn lies inside the figure, and the saved PNG has the figure's size."""
-    r = renderer(fig)
-    box = fig.get_tightbbox(r)  # inches
-    w, h = fig.get_size_inches()
-    assert box.x0 >= 0 and box.y0 >= 0 and box.x1 <= w and box.y1 <= h, (box.bounds, (w, h))
-    fig.savefig(tmp_path / "fig.png", dpi=50)
+    """Everything drawn, as saved to a PNG, lies inside the figure."""
+    fig.savefig(tmp_path / "fig.png", dpi=100)  # runs the layout, as explain/runner.py does
     assert (tmp_path / "fig.png").stat().st_size > 0
+    box = fig.get_tightbbox(renderer(fig))  # inches
+    w, h = fig.get_size_inches()
+    tol = SLACK  # the layout engine's pixel of rounding
+    assert box.x0 >= -tol and box.y0 >= -tol and box.x1 <= w + tol and box.y1 <= h + tol, (
+        box.bounds, (w, h))
 
 
 def assert_apart(texts, r):
@@ -77,6 +79,7 @@ def test_curves_and_image_grid_fit(tmp_path):
     grid = plots.image_grid([np.eye(8)] * 5, ["a long title for an image"] * 5, cols=3,
                             title="grid")
     assert_on_canvas(grid, tmp_path)
+    assert_apart([ax.title for ax in grid.axes], renderer(grid))
 
 
 class FakeTrainer:
