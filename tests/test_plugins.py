@@ -130,7 +130,8 @@ def broken_site(site):
     make_dist(site, "lab-broken", {"broken-lab": "broken_plugin.lab:BrokenLab"})
     make_module(site, "crashing_plugin.lab",
                 "from labs import Lab\n\nraise ImportError('crashing_plugin needs libfoo.so')\n\n\n"
-                "class CrashingLab(Lab):\n    '''Fails only when imported.'''\n")
+                "class CrashingLab(Lab):\n    '''Fails only when imported.'''\n\n"
+                "    def run(self, cfg, run):\n        return {}\n")
     make_dist(site, "lab-crashing", {"crashing-lab": "crashing_plugin.lab:CrashingLab"})
     make_dist(site, "lab-ghost", {"ghost-lab": "ghost_plugin.lab:GhostLab"})
     return site
