@@ -15,7 +15,6 @@ plus one import line in `explain/__init__.py` (or the plugin's own import) so it
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -24,6 +23,7 @@ import numpy as np
 
 from explain.errors import ExplainError
 from explain.fidelity import choose_k
+from explain.jsonsafe import jsonable as _plain  # one JSON rule for explain and labs
 from explain.subject import Subject
 
 _REGISTRY: dict[str, type[Explainer]] = {}
@@ -55,17 +55,6 @@ def get_explainer(kind: str) -> type[Explainer]:
     except (KeyError, TypeError):
         raise ExplainError(f"no explainer for kind {kind!r}; known kinds: "
                            f"{', '.join(explainer_kinds())}") from None
-
-
-def _plain(v: Any) -> Any:
-    """JSON-safe value: numpy scalars to Python, nan/inf to None, paths to str."""
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, Path):
-        return str(v)
-    return v
 
 
 @dataclass

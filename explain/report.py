@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from explain.base import Explanation, _plain
+from explain.base import Explanation
 from explain.fidelity import deletion_ratio
+from explain.jsonsafe import jsonable
 
 TABLE_COLUMNS = ["index", "label", "explained_class", "class_name", "probability", "feature",
                  "weight", "rank", "score", "deletion_top", "deletion_random", "rank_corr"]
@@ -63,7 +64,7 @@ class Report:
         rows = []
         for e in self.explanations:
             for rank, (feat, w) in enumerate(e.ranked(), start=1):
-                rows.append([_plain(v) for v in (
+                rows.append([jsonable(v) for v in (
                     e.index, e.label, e.explained_class, e.class_name, e.probability, feat,
                     w, rank, e.score, e.deletion_top, e.deletion_random, e.rank_corr)])
         return list(TABLE_COLUMNS), rows
@@ -72,7 +73,7 @@ class Report:
         """JSON-safe dict (nan -> null)."""
         return {
             "kind": self.kind, "num_samples": self.num_samples, "seed": self.seed,
-            "summary": {k: _plain(v) for k, v in self.summary.items()},
+            "summary": {k: jsonable(v) for k, v in self.summary.items()},
             "figures": {k: str(v) for k, v in self.figures.items()},
             "explanations": [e.to_dict() for e in self.explanations],
         }

@@ -1,22 +1,30 @@
-"""Figures most labs want: training curves, confusion matrices, image grids.
+"""Figures most labs want: training curves, confusion matrices, image grids, decision surfaces.
 
 Each function returns a matplotlib `Figure` made without pyplot (no global figure state, no GUI
-backend needed); hand it to `run.figure(name, fig)`.
+backend needed); hand it to `run.figure(name, fig)`. Figures use constrained layout; those
+that draw names of any length (class names, axis labels given by the lab) are also grown to fit
+them (`explain.figures.fit_canvas`), so names never overlap or run off the canvas.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
 
+from explain.figures import fit_canvas
+
+# Width of one character of tick-label text, in inches, at matplotlib's default 10 pt: what a
+# figure reserves for names before fit_canvas corrects the estimate from the drawn text.
+_CHAR_IN = 0.075
+
 
 def curves(history: Any, keys: Sequence[str] = ("loss", "acc"), title: str = "") -> Figure:
     """One panel per metric, train and validation curves over epochs."""
     epochs = [e["epoch"] for e in history.epochs]
-    fig = Figure(figsize=(5 * len(keys), 3.6))
+    fig = Figure(figsize=(5 * len(keys), 3.6), layout="constrained")
     for i, key in enumerate(keys):
         ax = fig.add_subplot(1, len(keys), i + 1)
         for split in ("train", "val"):
@@ -29,24 +37,32 @@ def curves(history: Any, keys: Sequence[str] = ("loss", "acc"), title: str = "")
         ax.legend()
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
     return fig
 
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequence[str] | None = None,
               title: str = "confusion matrix") -> Figure:
-    """Counts of true (rows) vs predicted (columns) classes."""
+    """Counts of true (rows) vs predicted (columns) classes.
+
+    Cells are at least 0.5 in wide; column names that do not fit a cell are written vertically,
+    and the figure makes room for the longest name.
+    """
     from sklearn.metrics import confusion_matrix
 
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     n = int(max(y_true.max(), y_pred.max())) + 1
-    names = list(class_names) if class_names else [str(i) for i in range(n)]
+    names = [str(c) for c in class_names] if class_names else [str(i) for i in range(n)]
     cm = confusion_matrix(y_true, y_pred, labels=range(len(names)))
-    fig = Figure(figsize=(1 + 0.5 * len(names), 0.8 + 0.5 * len(names)))
+    cell = 0.5
+    name_in = _CHAR_IN * max(len(s) for s in names)
+    vertical = name_in > 0.9 * cell
+    side = max(2.0, cell * len(names))
+    fig = Figure(figsize=(side + name_in + 1.6, side + (name_in if vertical else 0.2) + 1.2),
+                 layout="constrained")
     ax = fig.add_subplot()
     im = ax.imshow(cm, cmap="Blues")
     fig.colorbar(im, ax=ax, fraction=0.046)
-    ax.set_xticks(range(len(names)), names)
+    ax.set_xticks(range(len(names)), names, rotation=90 if vertical else 0)
     ax.set_yticks(range(len(names)), names)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
@@ -55,8 +71,7 @@ def confusion(y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequence[str]
         if v:
             ax.text(c, r, str(v), ha="center", va="center", fontsize=8,
                     color="white" if v > cm.max() / 2 else "black")
-    fig.tight_layout()
-    return fig
+    return fit_canvas(fig)
 
 
 def image_grid(images: Sequence[np.ndarray], titles: Sequence[str] = (), cols: int = 8,
@@ -65,7 +80,9 @@ def image_grid(images: Sequence[np.ndarray], titles: Sequence[str] = (), cols: i
     n = max(len(images), 1)
     cols = min(cols, n)
     rows = -(-n // cols)
-    fig = Figure(figsize=(1.3 * cols, 1.5 * rows + (0.4 if title else 0)))
+    longest = max((len(str(t)) for t in titles), default=0)
+    col = max(1.3, 0.8 * _CHAR_IN * longest + 0.3)  # room for an 8 pt title and a gap
+    fig = Figure(figsize=(col * cols, 1.5 * rows + (0.4 if title else 0)), layout="constrained")
     for i, img in enumerate(images):
         ax = fig.add_subplot(rows, cols, i + 1)
         ax.imshow(np.asarray(img), cmap=cmap)
@@ -74,5 +91,61 @@ def image_grid(images: Sequence[np.ndarray], titles: Sequence[str] = (), cols: i
             ax.set_title(titles[i], fontsize=8)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    return fit_canvas(fig)  # titles of any length: the grid widens, titles stay apart
+
+
+def decision_surface(model: Any, x: Any, y: Any = None, *, target: int = 1,
+                     margin: float = 0.5, resolution: int = 150,
+                     feature_names: Sequence[str] = ("x1", "x2"), label: str = "",
+                     title: str = "decision surface") -> Figure:
+    """The probability of class `target` over the plane of two input features, with the 0.5
+    contour and the points `x` (coloured by their labels `y`) on top.
+
+    model: a `Trainer` (its `predict` gives logits: softmax, or a sigmoid for one output, turns
+        them into probabilities) or a function from an (n, 2) float32 array to probabilities,
+        (n, classes) or (n,) for the target class.
+    x, y: (n, 2) points and their labels (tensors or arrays); the plane spans the points plus
+        `margin` on each side.
+    """
+    x = _numpy(x).astype(np.float32)
+    lo, hi = x.min(axis=0) - margin, x.max(axis=0) + margin
+    xx, yy = np.meshgrid(np.linspace(lo[0], hi[0], resolution, dtype=np.float32),
+                         np.linspace(lo[1], hi[1], resolution, dtype=np.float32))
+    grid = np.stack([xx.ravel(), yy.ravel()], axis=1)
+    p = np.asarray(_probabilities(model)(grid), dtype=np.float64)
+    p = (p if p.ndim == 1 else p[:, target]).reshape(xx.shape)
+
+    fig = Figure(figsize=(5.2, 4.0), layout="constrained")
+    ax = fig.add_subplot()
+    cs = ax.contourf(xx, yy, p, levels=np.linspace(0, 1, 21), cmap="RdBu_r", vmin=0, vmax=1)
+    if p.min() < 0.5 < p.max():
+        ax.contour(xx, yy, p, levels=[0.5], colors="k", linewidths=1.5)
+    fig.colorbar(cs, ax=ax, label=label or f"P(class {target})", ticks=np.linspace(0, 1, 6))
+    size = 120 if len(x) <= 20 else 18  # a few points (XOR's four) drawn large
+    if y is None:
+        ax.scatter(x[:, 0], x[:, 1], c="k", s=size)
+    else:
+        ax.scatter(x[:, 0], x[:, 1], c=_numpy(y) == target, cmap="RdBu_r", edgecolors="k",
+                   s=size, vmin=0, vmax=1)
+    ax.set_xlabel(feature_names[0])
+    ax.set_ylabel(feature_names[1])
+    ax.set_title(title)
+    return fit_canvas(fig)
+
+
+def _probabilities(model: Any) -> Callable[[np.ndarray], np.ndarray]:
+    if not hasattr(model, "predict"):
+        return model  # already a numpy predict function
+
+    def predict(grid: np.ndarray) -> np.ndarray:
+        import torch
+
+        out = model.predict(torch.from_numpy(grid)).float()
+        prob = out.softmax(-1) if out.ndim == 2 and out.shape[1] > 1 else out.sigmoid().ravel()
+        return prob.detach().cpu().numpy()
+
+    return predict
+
+
+def _numpy(a: Any) -> np.ndarray:
+    return a.detach().cpu().numpy() if hasattr(a, "detach") else np.asarray(a)

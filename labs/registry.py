@@ -1,9 +1,12 @@
 """Find labs through the `labs` entry-point group, without importing them.
 
-A lab's entry is plain data (name, `module:attr`, distribution). `lab list` reads the summary
-and tags from the lab's source with `ast`, so listing never imports torch or a lab's heavy
-dependencies; only the lab being run is imported. Built-in labs are registered exactly like
-third-party ones, in this project's own `pyproject.toml`.
+A lab's entry is plain data (name, `module:attr`, distribution). `lab list` finds the lab's
+source file on the filesystem (without importing its package: a package's `__init__` may
+import torch, or fail) and reads the summary and tags with `ast`, so listing never imports
+torch or a lab's heavy dependencies; only the lab being run is imported. Whatever goes wrong
+while describing a plugin becomes that plugin's BROKEN line, never an error of `lab list`.
+Built-in labs are registered exactly like third-party ones, in this project's own
+`pyproject.toml`.
 
 Plugin control (after pytest's `PYTEST_DISABLE_PLUGIN_AUTOLOAD`):
 - `LAB_DISABLE_PLUGIN_AUTOLOAD=1`: only the built-in labs are loaded;
@@ -15,6 +18,7 @@ from __future__ import annotations
 import ast
 import fnmatch
 import importlib
+import importlib.machinery
 import importlib.util
 import os
 import sys
@@ -25,6 +29,7 @@ from labs.errors import DuplicateLab, LabNotFound, PluginError
 
 GROUP = "labs"
 BUILTIN_DIST = "lab-framework"
+NO_RUN = "does not implement run(self, cfg, run)"
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,8 @@ class LabSpec:
 
         if not (isinstance(obj, type) and issubclass(obj, Lab)):
             raise PluginError(f"lab '{self.name}' ({self.dist}): {self.entry_point} is not a Lab")
+        if obj.run is Lab.run:  # caught here, not as NotImplementedError after the run started
+            raise PluginError(f"lab '{self.name}' ({self.dist}): {self.entry_point} {NO_RUN}")
         obj.name = self.name
         obj.source = self.dist
         return obj
@@ -148,21 +155,30 @@ def _refused(spec: LabSpec, owner: LabSpec) -> LabSpec:
 
 
 def _describe(name: str, value: str, dist: str) -> LabSpec:
-    """Summary and tags read from the lab's source (no import); a problem if it cannot be found."""
+    """Summary and tags read from the lab's source (no import); a problem if it cannot be."""
+    try:
+        return _read_source(name, value, dist)
+    except Exception as e:  # a plugin's mistake is its BROKEN line, never a failed `lab list`
+        return LabSpec(name, value, dist,
+                       problem=f"reading {value} failed: {type(e).__name__}: {e}")
+
+
+def _read_source(name: str, value: str, dist: str) -> LabSpec:
     module, sep, attr = value.partition(":")
     if not sep or not attr:
         return LabSpec(name, value, dist, problem=f"entry point '{value}' is not 'module:Class'")
     try:
-        spec = importlib.util.find_spec(module)
-    except (ImportError, ValueError) as e:
+        spec = locate(module)
+    except (ImportError, ValueError, OSError) as e:
         return LabSpec(name, value, dist, problem=f"cannot find module {module}: {e}")
     if spec is None:
         return LabSpec(name, value, dist, problem=f"module {module} is not installed")
     if not spec.origin or not spec.origin.endswith(".py"):
         return LabSpec(name, value, dist)  # compiled or namespace: described when loaded
     try:
-        tree = ast.parse(open(spec.origin, encoding="utf-8").read(), spec.origin)
-    except (OSError, SyntaxError) as e:
+        with open(spec.origin, encoding="utf-8") as f:
+            tree = ast.parse(f.read(), spec.origin)
+    except (OSError, SyntaxError, ValueError) as e:
         return LabSpec(name, value, dist, problem=f"cannot read {spec.origin}: {e}")
     missing = _missing_imports(tree)
     if missing:
@@ -171,7 +187,43 @@ def _describe(name: str, value: str, dist: str) -> LabSpec:
     cls = next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == attr), None)
     if cls is None:
         return LabSpec(name, value, dist, problem=f"{module} defines no class {attr}")
+    if _lacks_run(cls):
+        return LabSpec(name, value, dist, problem=f"{value} {NO_RUN}")
     return LabSpec(name, value, dist, *_class_info(cls))
+
+
+def locate(module: str) -> importlib.machinery.ModuleSpec | None:
+    """The spec (and so the file) of a dotted `module`, without importing any package.
+
+    `importlib.util.find_spec("pkg.mod")` imports `pkg` first, running its `__init__` (which may
+    import torch, or raise anything). Here only the top-level name goes through the import
+    system's finders (they look, they run no package code: an editable install's finder maps
+    the name to a folder); each further part is looked up on the filesystem, in its parent's
+    search path. None when some part is not there.
+    """
+    top, *rest = module.split(".")
+    spec = importlib.util.find_spec(top)
+    for i in range(len(rest)):
+        if spec is None or spec.submodule_search_locations is None:
+            return None  # not there, or a plain module where a package was needed
+        spec = importlib.machinery.PathFinder.find_spec(
+            ".".join([top, *rest[:i + 1]]), list(spec.submodule_search_locations))
+    return spec
+
+
+def _lacks_run(cls: ast.ClassDef) -> bool:
+    """Seen from the source: a direct `Lab` subclass whose body defines no `run`.
+    (With other bases, a base may define it: `LabSpec.load` checks those.)"""
+    bases = [b.attr if isinstance(b, ast.Attribute) else getattr(b, "id", None)
+             for b in cls.bases]
+    if bases != ["Lab"]:
+        return False
+    for node in ast.walk(cls):  # anywhere in the class (an `if` block too): when in doubt, load
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == "run":
+            return False
+        if isinstance(node, ast.Name) and node.id == "run" and isinstance(node.ctx, ast.Store):
+            return False
+    return True
 
 
 def _missing_imports(tree: ast.Module) -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 import os
 import secrets
 import time
@@ -73,12 +72,11 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 def jsonable(v: Any) -> Any:
-    """JSON-safe scalars: tensors and numpy numbers become floats, NaN stays readable."""
-    if hasattr(v, "item") and getattr(v, "ndim", 0) == 0:
-        v = v.item()
-    if isinstance(v, float) and not math.isfinite(v):
-        return str(v)
-    return v
+    """Strict-JSON value (NaN and infinities become null): the one rule of
+    `explain.jsonsafe.jsonable`, shared with the explanations' JSON."""
+    from explain.jsonsafe import jsonable as rule  # here, not on top: `lab runs` needs no numpy
+
+    return rule(v)
 
 
 def write_summary(path: Path, status: str, metrics: dict[str, Any], headline: str = "",

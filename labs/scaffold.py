@@ -1,14 +1,16 @@
 """`lab new`: write a ready plugin package with one lab, from the templates in `labs/templates/`.
 
 A template is a folder of files ending in `.tmpl`, filled in with `string.Template`
-(`$name`, `$pkg`, `$cls`); `_pkg_` in a path becomes the package name. The result is a
-package a plugin author can `pip install -e` and then `lab run`.
+(`$name`, `$pkg`, `$cls`, `$kind`); `_pkg_` in a path becomes the package name. Every text of
+a template speaks of the new lab (its name and kind), never of an example of its own. The
+result is a package a plugin author can `pip install -e` and then `lab run`.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import re
+import shutil
 from importlib import resources
 from pathlib import Path
 from string import Template
@@ -43,18 +45,31 @@ def new_plugin(name: str, directory: str | Path = ".", kind: str = "supervised")
     if taken is not None:
         raise LabError(f"lab '{name}' already exists ({taken.dist}, {taken.entry_point}); "
                        f"choose another name")
-    target = Path(directory) / name
+    base = Path(directory)
+    target = base / name
     if target.exists():
         raise LabError(f"{target} already exists; choose another name or --dir (nothing was "
                        f"overwritten)")
+    blocker = next((p for p in (base, *base.parents) if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise LabError(f"cannot create {target}: {blocker} is a file, not a folder "
+                       f"(give --dir a folder)")
 
-    values = {"name": name, "pkg": pkg, "cls": "".join(p.title() for p in name.split("-"))}
+    values = {"name": name, "pkg": pkg, "cls": "".join(p.title() for p in name.split("-")),
+              "kind": kind}
     files = dict(_templates(resources.files("labs") / "templates" / kind))
-    target.mkdir(parents=True)
-    for rel, text in files.items():
-        out = target / rel.replace("_pkg_", pkg).removesuffix(".tmpl")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(Template(text).substitute(values), encoding="utf-8")
+    try:
+        target.mkdir(parents=True)
+    except OSError as e:
+        raise LabError(f"cannot create {target}: {e.strerror or e}") from None
+    try:
+        for rel, text in files.items():
+            out = target / rel.replace("_pkg_", pkg).removesuffix(".tmpl")
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(Template(text).substitute(values), encoding="utf-8")
+    except OSError as e:  # a full disk, say: leave no half-written package behind
+        shutil.rmtree(target, ignore_errors=True)
+        raise LabError(f"cannot write {target}: {e.strerror or e}") from None
     return target
 
 

@@ -11,6 +11,8 @@ run" run the CLI in-process, which is several seconds faster than a new interpre
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -128,7 +130,8 @@ def broken_site(site):
     make_dist(site, "lab-broken", {"broken-lab": "broken_plugin.lab:BrokenLab"})
     make_module(site, "crashing_plugin.lab",
                 "from labs import Lab\n\nraise ImportError('crashing_plugin needs libfoo.so')\n\n\n"
-                "class CrashingLab(Lab):\n    '''Fails only when imported.'''\n")
+                "class CrashingLab(Lab):\n    '''Fails only when imported.'''\n\n"
+                "    def run(self, cfg, run):\n        return {}\n")
     make_dist(site, "lab-crashing", {"crashing-lab": "crashing_plugin.lab:CrashingLab"})
     make_dist(site, "lab-ghost", {"ghost-lab": "ghost_plugin.lab:GhostLab"})
     return site
@@ -148,6 +151,70 @@ def test_broken_plugins_are_listed_on_their_own_lines(broken_site):
     for name in (*BUILTINS, "moons-mlp"):
         assert len(rows[name]) == 1 and "BROKEN" not in rows[name][0]
     assert sum("BROKEN" in line for line in lines) == 2
+
+
+GOOD_LAB = ("from labs import Lab\n\n\nclass {cls}(Lab):\n    '''{doc}'''\n\n"
+            "    def run(self, cfg, run):\n        return {{'x': 1.0}}\n")
+
+
+@pytest.fixture
+def tricky_site(site):
+    """Plugins that only fail when their package is imported, and Lab classes without run()."""
+    make_module(site, "boom_pkg.lab", GOOD_LAB.format(cls="BoomLab", doc="Package init fails."))
+    (site / "boom_pkg" / "__init__.py").write_text("raise RuntimeError('boom in __init__')\n")
+    make_dist(site, "lab-boom", {"boom-lab": "boom_pkg.lab:BoomLab"})
+    make_module(site, "heavy_pkg.lab", GOOD_LAB.format(cls="HeavyLab", doc="Package has torch."))
+    (site / "heavy_pkg" / "__init__.py").write_text("import torch  # noqa: F401\n")
+    make_dist(site, "lab-heavy", {"heavy-lab": "heavy_pkg.lab:HeavyLab"})
+    make_module(site, "norun_plugin.lab", "from labs import Lab\n\n\nclass NoRun(Lab):\n"
+                "    '''Forgot run().'''\n\n    def data(self, cfg):\n        return None\n")
+    make_module(site, "norun_plugin.mixed", "from labs import Lab\n\n\nclass Mixin:\n"
+                "    pass\n\n\nclass MixedNoRun(Mixin, Lab):\n    '''Forgot run() too.'''\n")
+    make_dist(site, "lab-norun", {"norun-lab": "norun_plugin.lab:NoRun",
+                                  "mixed-norun": "norun_plugin.mixed:MixedNoRun"})
+    return site
+
+
+def test_listing_never_imports_a_plugin_package(tricky_site):
+    code = ("import sys; from labs.cli import main; main(['list']); "
+            "print('TORCH', 'torch' in sys.modules, 'boom_pkg' in sys.modules)")
+    res = subprocess.run([sys.executable, "-c", code], env=env_with(tricky_site, EXAMPLE),
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert "TORCH False False" in res.stdout
+    rows = listed(res.stdout)
+    # an __init__ that fails or imports torch is not run: the labs are listed from source
+    assert rows["boom-lab"] == ["Package init fails.  [plugin: lab-boom]"]
+    assert rows["heavy-lab"] == ["Package has torch.  [plugin: lab-heavy]"]
+    # a Lab without run() is seen in its source
+    assert rows["norun-lab"] == ["BROKEN (lab-norun): norun_plugin.lab:NoRun does not implement "
+                                 "run(self, cfg, run)"]
+    assert rows["mixed-norun"] == ["Forgot run() too.  [plugin: lab-norun]"]  # needs an import
+    for name in (*BUILTINS, "moons-mlp"):
+        assert len(rows[name]) == 1 and "BROKEN" not in rows[name][0]
+
+
+@pytest.mark.parametrize("name, fragment", [
+    ("boom-lab", "lab 'boom-lab' (lab-boom) failed to import: RuntimeError: boom in __init__"),
+    ("norun-lab", "lab 'norun-lab' (lab-norun) cannot be used: norun_plugin.lab:NoRun does not "
+                  "implement run(self, cfg, run)"),
+    ("mixed-norun", "lab 'mixed-norun' (lab-norun): norun_plugin.mixed:MixedNoRun does not "
+                    "implement run(self, cfg, run)"),
+], ids=["init-raises", "no-run-seen-in-source", "no-run-seen-on-load"])
+def test_tricky_plugins_are_refused_with_one_line(tricky_site, tmp_path, name, fragment):
+    runs = tmp_path / "runs"
+    res = lab("run", name, "--no-track", env=env_with(tricky_site, EXAMPLE,
+                                                       LAB_RUNS_DIR=str(runs)))
+    assert res.returncode == 2
+    (line,) = res.stderr.strip().splitlines()
+    assert line.startswith("error: ") and fragment in line
+    assert not (runs / name).exists()
+
+
+def test_other_labs_run_next_to_tricky_plugins(tricky_site, on_path, cli, runs_dir):
+    code, out, err = cli("run", "xor-mlp", "--no-track", "--epochs", "2", "--no-explain")
+    assert code == 0, err
+    assert summary_of(runs_dir, "xor-mlp")["status"] == "completed"
 
 
 @pytest.mark.parametrize("name, fragment", [

@@ -123,3 +123,33 @@ def test_plugin_autoload_control(fake_plugins):
     assert "twice" in reg.labs and "fake-good" not in reg.labs
     reg = registry.discover({"LAB_PLUGINS": "fake-good"})
     assert set(reg.labs) == {"fake-good", "digits-mlp", "xor-mlp", "perceptron-gates"}
+
+
+def test_locate_reads_the_filesystem_and_imports_no_package(tmp_path, monkeypatch):
+    pkg = tmp_path / "initbomb" / "inner"
+    pkg.mkdir(parents=True)
+    (tmp_path / "initbomb" / "__init__.py").write_text("raise RuntimeError('imported!')\n")
+    (pkg / "__init__.py").write_text("raise RuntimeError('imported!')\n")
+    (pkg / "mod.py").write_text("X = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    spec = registry.locate("initbomb.inner.mod")
+    assert spec.origin == str(pkg / "mod.py")
+    assert registry.locate("initbomb.inner.nothere") is None
+    assert registry.locate("initbomb.inner.mod.deeper") is None  # a module is not a package
+    assert registry.locate("not_a_real_package_xyz.mod") is None
+    assert "initbomb" not in sys.modules and "initbomb.inner" not in sys.modules
+
+
+def test_lab_without_run_is_refused_when_listed_and_when_loaded(tmp_path, monkeypatch):
+    (tmp_path / "norunplug.py").write_text(
+        "from labs import Lab\n\n\nclass Plain(Lab):\n    '''No run.'''\n\n\n"
+        "class Base:\n    pass\n\n\nclass Mixed(Base, Lab):\n    '''No run either.'''\n\n\n"
+        "class Inherits(Mixed):\n    def run(self, cfg, run):\n        return {}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    plain = registry._describe("plain", "norunplug:Plain", "d")
+    assert plain.problem == f"norunplug:Plain {registry.NO_RUN}"
+    mixed = registry._describe("mixed", "norunplug:Mixed", "d")
+    assert mixed.problem == ""  # a base might define run(): only an import can tell
+    with pytest.raises(PluginError, match="norunplug:Mixed does not implement run"):
+        mixed.load()
+    assert registry._describe("ok", "norunplug:Inherits", "d").load().__name__ == "Inherits"

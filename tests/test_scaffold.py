@@ -108,6 +108,39 @@ def test_cli_new(cli, tmp_path):
     assert "already exists" in line
 
 
+# Words of the lab the templates were first written for, or of other example labs.
+FOREIGN = ("iris", "flower", "sepal", "petal", "measurement", "moons", "digits", "my-lab",
+           "my_lab", "mylab", "4 -> hidden -> 3")
+
+
+def test_every_text_speaks_of_the_new_lab(tmp_path):
+    pkg = new_plugin("wine-mlp", tmp_path)
+    files = {str(p.relative_to(pkg)): p.read_text() for p in pkg.rglob("*") if p.is_file()}
+    assert len(files) == 5
+    for rel, text in files.items():
+        low = text.lower()
+        assert [w for w in FOREIGN if w in low] == [], rel
+        assert "$" not in text.replace("$ ", ""), rel  # every placeholder filled
+        assert "wine-mlp" in text or "wine_mlp" in text, rel
+    for rel in ("README.md", "wine_mlp/lab.py", "pyproject.toml"):
+        assert "supervised" in files[rel], rel
+    tree = ast.parse(files["wine_mlp/lab.py"])
+    (cls,) = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "WineMlp"]
+    summary = ast.get_docstring(cls).splitlines()[0]
+    assert summary.startswith("The wine-mlp lab: a supervised")  # what `lab list` shows
+
+
+@pytest.mark.parametrize("where", ["file", "file/sub"])
+def test_dir_that_is_a_file_is_one_line_exit_2(cli, tmp_path, where):
+    (tmp_path / "file").write_text("not a folder")
+    code, out, err = cli("new", "x-lab", "--dir", str(tmp_path / where))
+    assert code == 2 and out == ""
+    (line,) = err.strip().splitlines()
+    assert line == (f"error: cannot create {tmp_path / where / 'x-lab'}: {tmp_path / 'file'} "
+                    f"is a file, not a folder (give --dir a folder)")
+    assert (tmp_path / "file").read_text() == "not a folder"
+
+
 # -- the generated package, made discoverable, through the real `lab` command ---------------
 
 
@@ -135,7 +168,7 @@ def test_generated_lab_is_listed_and_runs(generated, tmp_path):
     assert (run_dir / "figures" / "confusion.png").is_file()
     acc = float(next(line.split()[1] for line in res.stdout.splitlines()
                      if line.strip().startswith("test_acc")))
-    assert acc >= 0.8  # iris is easy: 20 epochs are enough
+    assert acc >= 0.8  # the example data is easy: 20 epochs are enough
 
 
 def test_generated_tests_pass(generated):

@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from torch import nn
 
 from labs import Lab, TrainConfig, datasets, default_subject, models, option, plots
@@ -55,7 +54,10 @@ class MoonsMLP(Lab):
         fit = run.fit(model, data, loss=nn.CrossEntropyLoss())
 
         run.figure("curves", plots.curves(fit.history, title="moons-mlp"))
-        run.figure("decision_boundary", decision_boundary(fit.trainer, data))
+        run.figure("decision_boundary", plots.decision_surface(
+            fit.trainer, data.test.x, data.test.y, label="P(lower moon)",
+            feature_names=("x1 (standardized)", "x2 (standardized)"),
+            title="moons-mlp: decision boundary on the test points"))
         return {"test_acc": fit.test["acc"], "test_loss": fit.test["loss"]}
 
     def subjects(self, cfg: Config, model: nn.Module, data) -> dict:
@@ -68,26 +70,3 @@ class MoonsMLP(Lab):
             subject.labels = subject.labels[order]
         return {"": subject}
 
-
-def decision_boundary(trainer, data):
-    """P(lower moon) over the plane (standardized inputs), with the test points on top."""
-    from matplotlib.figure import Figure
-
-    x, y = data.test.x.numpy(), data.test.y.numpy()
-    lo, hi = x.min(axis=0) - 0.5, x.max(axis=0) + 0.5
-    xx, yy = np.meshgrid(np.linspace(lo[0], hi[0], 150, dtype=np.float32),
-                         np.linspace(lo[1], hi[1], 150, dtype=np.float32))
-    grid = torch.from_numpy(np.stack([xx.ravel(), yy.ravel()], axis=1))
-    p = trainer.predict(grid).softmax(-1)[:, 1].cpu().numpy().reshape(xx.shape)
-
-    fig = Figure(figsize=(5.2, 4.0))
-    ax = fig.add_subplot()
-    cs = ax.contourf(xx, yy, p, levels=20, cmap="RdBu_r", vmin=0, vmax=1)
-    ax.contour(xx, yy, p, levels=[0.5], colors="k", linewidths=1.5)
-    fig.colorbar(cs, ax=ax, label="P(lower moon)")
-    ax.scatter(x[:, 0], x[:, 1], c=y, cmap="RdBu_r", edgecolors="k", s=18, vmin=0, vmax=1)
-    ax.set_xlabel("x1 (standardized)")
-    ax.set_ylabel("x2 (standardized)")
-    ax.set_title("moons-mlp: decision boundary on the test points")
-    fig.tight_layout()
-    return fig
