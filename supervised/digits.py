@@ -17,6 +17,8 @@ class Config(TrainConfig):
     dropout: float = option(0.2, "dropout after each hidden layer")
     epochs: int = option(60, "passes over the training data")
     test_size: float = option(0.2, "held-out test fraction (stratified)")
+    val_size: float = option(0.1, "validation fraction (stratified): the curves, best.pt and "
+                                  "early stopping watch it")
 
 
 class DigitsMLP(Lab):
@@ -28,7 +30,8 @@ class DigitsMLP(Lab):
     Config = Config
 
     def data(self, cfg: Config):
-        return datasets.digits(test_size=cfg.test_size, scale=True, seed=cfg.seed)
+        return datasets.digits(test_size=cfg.test_size, val_size=cfg.val_size, scale=True,
+                               seed=cfg.seed)
 
     def model(self, cfg: Config, data) -> nn.Module:
         return models.mlp(data.n_features, cfg.hidden, data.n_classes, cfg.activation,

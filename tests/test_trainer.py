@@ -68,7 +68,7 @@ def test_lr_schedule_and_callbacks_see_every_epoch():
 
     class Spy(Callback):
         def on_epoch_end(self, trainer, epoch, logs):
-            seen.append((epoch, logs["lr"]))
+            seen.append((epoch, logs["lr/group0"]))
 
     Trainer(model, opt, nn.CrossEntropyLoss(), epochs=3, scheduler=sched,
             callbacks=[Spy()]).fit(TensorLoader(_data(), 64))
@@ -82,7 +82,8 @@ def test_custom_step_with_two_optimizers():
     opts = {"a": torch.optim.SGD(a.parameters(), 0.1), "b": torch.optim.SGD(b.parameters(), 0.1)}
     calls = []
 
-    def step(trainer, x, y):
+    def step(trainer, batch):
+        x, y = batch
         losses = {}
         for name, opt in opts.items():
             opt.zero_grad()
