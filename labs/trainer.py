@@ -208,8 +208,10 @@ class _Means:
             if k == "out":
                 continue
             if isinstance(v, torch.Tensor):
-                if v.numel() != 1:
-                    continue
+                if v.ndim:
+                    if v.numel() != 1:
+                        continue
+                    v = v.reshape(())
                 v = v.detach()
             elif not isinstance(v, (int, float)) or isinstance(v, bool):
                 continue
@@ -351,11 +353,12 @@ class Trainer:
                 self.model.train()  # before the hooks: a callback may set parts to eval mode
                 self._call("on_epoch_start", epoch)
                 t0 = time.perf_counter()
+                lrs = self.learning_rates()  # as the epoch starts: what an epoch schedule used
                 self.in_epoch = True
                 logs = self._train_epoch(train, epoch)
                 if val is not None:
                     logs.update({f"val_{k}": v for k, v in self.evaluate(val).items()})
-                logs.update(self.learning_rates())
+                logs.update(lrs)
                 if self.scheduler_interval == "epoch":
                     for s in self._schedulers():
                         s.step()

@@ -1,4 +1,5 @@
-"""Checkpoint every epoch, and resume a killed run to the same final weights."""
+"""Checkpoint at an interval, on interrupt and at the end; resume a killed run to the same
+final weights."""
 
 from __future__ import annotations
 
@@ -22,18 +23,31 @@ class KillAt(Callback):
             raise KeyboardInterrupt
 
 
+class KillMidEpoch(Callback):
+    """Simulates Ctrl-C in the middle of epoch `n` (after its first batch was trained)."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def on_batch_end(self, trainer, batch_idx, batch, out):
+        if trainer.epoch + 1 == self.n:
+            raise KeyboardInterrupt
+
+
 def _weights(model):
     return {k: v.clone() for k, v in model.state_dict().items()}
 
 
+@pytest.mark.parametrize("kill", [KillAt(3), KillMidEpoch(4)], ids=["after-3", "during-4"])
 @pytest.mark.parametrize("lab, overrides", [
     ("digits-mlp", {"epochs": 6, "dropout": 0.2}),  # dropout: the torch RNG must resume too
     ("xor-mlp", {"epochs": 30, "lr_schedule": "cosine"}),  # the scheduler state too
 ])
-def test_resume_matches_uninterrupted_run(lab, overrides, runs_dir, cli):
+def test_resume_matches_uninterrupted_run(lab, overrides, kill, runs_dir, cli):
+    """Killed after epoch 3, or in the middle of epoch 4: last.pt holds epoch 3 either way."""
     full = run(lab, explain=False, track=False, **overrides)
     with pytest.raises(KeyboardInterrupt):
-        run(lab, explain=False, track=False, callbacks=[KillAt(3)], **overrides)
+        run(lab, explain=False, track=False, callbacks=[kill], **overrides)
     (killed,) = [d for d in (runs_dir / lab).iterdir()
                  if json.loads((d / "summary.json").read_text())["status"] == "interrupted"]
     assert torch.load(killed / "checkpoints" / "last.pt", weights_only=True)["epoch"] == 3
