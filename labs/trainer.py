@@ -95,6 +95,8 @@ def to_device(batch: Batch, device: torch.device | str, non_blocking: bool = Fal
     >>> x, lengths, y = to_device((x, lengths, y), "cuda")
     """
     if isinstance(batch, torch.Tensor):
+        if batch.device == device:  # already there (TensorLoader): skip the call's overhead
+            return batch
         return batch.to(device, non_blocking=non_blocking)
     if isinstance(batch, PackedSequence):
         return batch.to(device, non_blocking=non_blocking)
@@ -194,12 +196,13 @@ def supervised_eval_step(trainer: Trainer, batch: Batch) -> dict[str, Any]:
 
 
 class _Means:
-    """Batch-size-weighted means of the scalars steps return, summed on the device."""
+    """Batch-size-weighted means of the scalars steps return, and accuracy, on the device."""
 
     def __init__(self, acc: bool, keep: bool = False):
         self.sums: dict[str, Any] = {}
         self.acc = acc
-        self.correct: torch.Tensor | None = None
+        self.preds: list[torch.Tensor] = []  # compared with the targets once, at the end
+        self.targets: list[torch.Tensor] = []
         self.n = 0
         self.per_batch: dict[str, list] | None = {} if keep else None  # to find a NaN's batch
 
@@ -228,15 +231,17 @@ class _Means:
         if self.acc and "out" in out:
             target = split_batch(batch)[2]
             if isinstance(target, torch.Tensor):
-                c = _correct(first(out["out"]).detach(), target)
-                self.correct = c if self.correct is None else self.correct.add_(c)
+                self.preds.append(_predicted(first(out["out"])))
+                self.targets.append(target)
 
     def result(self) -> dict[str, float]:
         """The means, with one host sync for all device sums."""
         n = max(self.n, 1)
         sums = dict(self.sums)
-        if self.correct is not None:
-            sums["acc"] = self.correct
+        if self.preds:
+            pred = torch.cat([p.reshape(-1) for p in self.preds])
+            target = torch.cat([t.reshape(-1) for t in self.targets])
+            sums["acc"] = (pred == target).sum() * (n / max(len(pred), 1))  # a share of preds
         dev = [k for k, v in sums.items() if isinstance(v, torch.Tensor)]
         if dev:
             values = torch.stack([sums[k].double() for k in dev]).div_(n).tolist()
@@ -490,12 +495,11 @@ class Trainer:
         set_rng_state(state.get("rng"))
 
 
-def _correct(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    if out.ndim == 1 or out.shape[-1] == 1:  # one logit: binary
-        pred = (out.reshape(-1) > 0).long()
-    else:
-        pred = out.argmax(-1)
-    return (pred == y.reshape(pred.shape).long()).sum()
+def _predicted(out: torch.Tensor) -> torch.Tensor:
+    """Class predictions: the argmax, or for one logit per sample, logit > 0."""
+    if out.ndim == 1 or out.shape[-1] == 1:
+        return (out.reshape(out.shape[0], -1) > 0).long()
+    return out.argmax(-1)
 
 
 def _opt_state(opt: Any) -> Any:
@@ -521,8 +525,8 @@ def rng_state() -> dict[str, Any]:
     version, words, gauss = random.getstate()
     # tensors, not a tuple of 625 Python ints: pickling those dominated a small checkpoint
     state = {"torch": torch.get_rng_state(), "numpy": _np_state(),
-             "python": {"version": version, "words": torch.tensor(words, dtype=torch.int64),
-                        "gauss": gauss}}
+             "python": {"version": version, "gauss": gauss,
+                        "words": torch.from_numpy(np.fromiter(words, np.int64, len(words)))}}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
