@@ -4,67 +4,192 @@ from __future__ import annotations
 
 import math
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from labs import checkpoint
+from labs.config import parse_interval  # noqa: F401  (re-exported: callbacks use it)
 from labs.trainer import Callback, Trainer
+
+# metric names that get better as they grow; everything else (losses, errors) minimises
+_MAXIMISE = ("acc", "auc", "f1", "return", "reward", "precision", "recall", "r2")
+
+
+def infer_mode(monitor: str) -> str:
+    """'max' for accuracies, AUC, F1, returns, rewards, precision, recall, R²; else 'min'.
+
+    >>> infer_mode("val_acc"), infer_mode("val_loss")
+    ('max', 'min')
+    """
+    name = monitor.lower()
+    return "max" if any(m in name for m in _MAXIMISE) else "min"
+
+
+def _mode(monitor: str, mode: str | None) -> str:
+    mode = mode or infer_mode(monitor)
+    if mode not in ("min", "max"):
+        raise ValueError(f"mode must be 'min' or 'max', not {mode!r}")
+    return mode
 
 
 class TrackMetrics(Callback):
-    """Send each epoch's logs to the tracker, with the epoch as the step."""
+    """Send each epoch's logs to the tracker on the axis `epoch` (`<name>/epoch` for a named
+    fit), with `global_step` in the row so W&B can plot against either."""
 
     def __init__(self, tracker: Any, prefix: str = ""):
         self.tracker = tracker
         self.prefix = prefix
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, float]) -> None:
-        self.tracker.log({f"{self.prefix}{k}": v for k, v in logs.items()} | {"epoch": epoch},
-                         step=epoch)
+        row = {f"{self.prefix}{k}": v for k, v in logs.items()}
+        row["global_step"] = trainer.global_step
+        self.tracker.log(row, step=epoch, axis=f"{self.prefix}epoch")
+
+
+def cpu_copy(obj: Any) -> Any:
+    """A copy of a (nested) state whose tensors are detached CPU copies."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: cpu_copy(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(cpu_copy(v) for v in obj) if not hasattr(obj, "_fields") else obj
+    return obj
 
 
 class Checkpoint(Callback):
-    """Write `last.pt` every epoch and `best.pt` when the monitored metric improves.
+    """`last.pt` (everything needed to resume) and `best.pt` (the best weights by `monitor`).
 
-    Both are written atomically, so a run killed at any moment leaves a loadable `last.pt`.
+    `last.pt` is written at most once per interval (`every`: "30s" by default, or "5 epochs",
+    "500 steps"; checked between epochs), always at the end of the fit and on interrupt. The
+    best weights are kept in memory (a CPU copy) and written to `best.pt` with `last.pt`, not
+    on every improvement. Both files are written atomically.
+
+    On interrupt mid-epoch, `last.pt` holds the state as of the last completed epoch (an
+    in-memory snapshot taken between epochs), so a resumed run continues bit-identically; a
+    kill by SIGKILL loses at most the interval. Put it before callbacks that change state in
+    `on_epoch_start` (Run.fit does).
+
+    >>> Checkpoint(run.checkpoints, monitor="val_acc", every="10 epochs")  # mode: max
     """
 
-    def __init__(self, directory: Path, monitor: str = "val_loss", mode: str = "min"):
+    # A snapshot costs ~0.1-1 ms (numpy's RNG state alone ~80 us): between very short epochs
+    # take one only every so often, so that snapshots stay under this share of the training
+    # time; a Ctrl-C then loses at most a few milliseconds of epochs, never consistency.
+    snapshot_share = 0.01
+
+    def __init__(self, directory: Path, monitor: str = "val_loss", mode: str | None = None,
+                 every: str | int = "30s"):
         self.dir = Path(directory)
         self.monitor = monitor
-        self.mode = mode
-        self.best = math.inf if mode == "min" else -math.inf
+        self.mode = _mode(monitor, mode)
+        self.every, self.unit = parse_interval(every)
+        self.best = math.inf if self.mode == "min" else -math.inf
+        self.best_epoch = 0
+        self._best_weights: dict[str, torch.Tensor] | None = None  # not yet in best.pt
+        self._snapshot: dict[str, Any] | None = None
+        self._snapshot_cost = self._snapshot_time = 0.0
+        self._saved_at: tuple[int, int] | None = None  # (epoch, global step) in last.pt
+        self._since = (0.0, 0, 0)  # time, epoch, step of the last write
+
+    @property
+    def state_key(self) -> str:
+        return f"Checkpoint[{self.monitor}]"
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        self._since = (time.monotonic(), trainer.epoch, trainer.global_step)
+
+    def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
+        # between epochs, with every callback's epoch-end work done: a state to resume from
+        if self._saved_at == (trainer.epoch, trainer.global_step):
+            return
+        if self._due(trainer):
+            self._write(trainer, trainer.state_dict())
+            self._snapshot = None
+            return
+        t0 = time.perf_counter()
+        if (self._snapshot is None or
+                (t0 - self._snapshot_time) * self.snapshot_share >= self._snapshot_cost):
+            state = trainer.state_dict()
+            history = state.pop("history")
+            self._snapshot = {**cpu_copy(state), "history": list(history)}
+            self._snapshot_time = time.perf_counter()
+            self._snapshot_cost = self._snapshot_time - t0
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, float]) -> None:
         value = logs.get(self.monitor)
-        improved = value is not None and _better(value, self.best, self.mode)
-        if improved:
-            self.best = value
-        state = trainer.state_dict()  # includes this callback's updated `best`
+        if value is not None and _better(value, self.best, self.mode):
+            self.best, self.best_epoch = value, epoch
+            model = getattr(trainer.model, "_orig_mod", trainer.model)
+            self._best_weights = cpu_copy(model.state_dict())
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        self._flush(trainer, trainer.state_dict())
+
+    def on_interrupt(self, trainer: Trainer) -> None:
+        # mid-epoch the live state is part of an epoch on: write the latest between-epoch one
+        self._flush(trainer, self._snapshot if trainer.in_epoch else trainer.state_dict())
+
+    def _flush(self, trainer: Trainer, state: dict[str, Any] | None) -> None:
+        newer = state is not None and (self._saved_at is None or
+                                       state["global_step"] > self._saved_at[1])
+        if newer:
+            self._write(trainer, state)
+        elif self._best_weights is not None:
+            self._write_best()
+
+    def _due(self, trainer: Trainer) -> bool:
+        t, epoch, step = self._since
+        if self.unit == "epoch":
+            return trainer.epoch - epoch >= self.every
+        if self.unit == "step":
+            return trainer.global_step - step >= self.every
+        return time.monotonic() - t >= self.every
+
+    def _write(self, trainer: Trainer, state: dict[str, Any]) -> None:
         checkpoint.save(state, self.dir / "last.pt")
-        if improved:
-            checkpoint.save({"model": state["model"], "epoch": epoch, self.monitor: value},
-                            self.dir / "best.pt")
+        self._saved_at = (state["epoch"], state["global_step"])
+        self._since = (time.monotonic(), state["epoch"], state["global_step"])
+        if self._best_weights is not None:
+            self._write_best()
+
+    def _write_best(self) -> None:
+        checkpoint.save({"model": self._best_weights, "epoch": self.best_epoch,
+                         self.monitor: self.best}, self.dir / "best.pt")
+        self._best_weights = None
 
     def state_dict(self) -> dict[str, Any]:
-        return {"best": self.best}
+        return {"best": self.best, "best_epoch": self.best_epoch}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best = state["best"]
+        self.best_epoch = state.get("best_epoch", 0)
 
 
 class EarlyStopping(Callback):
-    """Stop when `monitor` has not improved by `min_delta` for `patience` epochs."""
+    """Stop when `monitor` has not improved by `min_delta` for `patience` epochs.
 
-    def __init__(self, patience: int, monitor: str = "val_loss", mode: str = "min",
+    `mode` is inferred from the name when not given (`val_acc`: max, `val_loss`: min).
+
+    >>> EarlyStopping(patience=5, monitor="val_acc")
+    """
+
+    def __init__(self, patience: int, monitor: str = "val_loss", mode: str | None = None,
                  min_delta: float = 0.0):
         self.patience = patience
         self.monitor = monitor
-        self.mode = mode
+        self.mode = _mode(monitor, mode)
         self.min_delta = min_delta
-        self.best = math.inf if mode == "min" else -math.inf
+        self.best = math.inf if self.mode == "min" else -math.inf
         self.wait = 0
         self.stopped_epoch = 0
+
+    @property
+    def state_key(self) -> str:
+        return f"EarlyStopping[{self.monitor}]"
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, float]) -> None:
         value = logs.get(self.monitor)
@@ -106,7 +231,8 @@ class ProgressBar(Callback):
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, float]) -> None:
         if self.bar is not None:
-            shown = {k: f"{v:.4g}" for k, v in logs.items() if k != "epoch_time"}
+            shown = {k: f"{v:.4g}" for k, v in logs.items()
+                     if k != "epoch_time" and not k.startswith("lr/")}
             self.bar.set_postfix(shown, refresh=False)
             self.bar.update(1)
 
@@ -114,6 +240,8 @@ class ProgressBar(Callback):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+    on_interrupt = on_fit_end
 
 
 def progress_enabled(flag: bool | None = None) -> bool:

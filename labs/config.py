@@ -58,6 +58,33 @@ def option(default: Any, help: str, *, choices: typing.Sequence[Any] | None = No
     return field(default=default, metadata=meta)
 
 
+_UNITS = {"s": "s", "sec": "s", "secs": "s", "second": "s", "seconds": "s",
+          "m": "min", "min": "min", "mins": "min", "minute": "min", "minutes": "min",
+          "epoch": "epoch", "epochs": "epoch", "step": "step", "steps": "step"}
+
+
+def parse_interval(spec: str | int) -> tuple[float, str]:
+    """`"30s"`, `"2 min"`, `"5 epochs"`, `"500 steps"` (or an int: epochs) -> (n, unit), with
+    unit 's', 'epoch' or 'step'.
+
+    >>> parse_interval("30s"), parse_interval("5 epochs"), parse_interval(2)
+    ((30.0, 's'), (5.0, 'epoch'), (2.0, 'epoch'))
+    """
+    if isinstance(spec, int) and not isinstance(spec, bool):
+        n, unit = float(spec), "epoch"
+    else:
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-z]+)\s*", str(spec).lower())
+        if not m or m[2] not in _UNITS:
+            raise ConfigError(f"checkpoint_every={spec!r} is not understood: write e.g. '30s', "
+                              f"'2min', '5 epochs' or '500 steps'")
+        n, unit = float(m[1]), _UNITS[m[2]]
+        if unit == "min":
+            n, unit = n * 60, "s"
+    if n <= 0:
+        raise ConfigError(f"checkpoint_every={spec!r} must be positive")
+    return n, unit
+
+
 @dataclass
 class LabConfig:
     """Keys every lab has."""
@@ -82,11 +109,19 @@ class TrainConfig(LabConfig):
     lr: float = option(1e-3, "learning rate", gt=0)
     batch_size: int = option(64, "samples per gradient step", min=1)
     grad_clip: float = option(0.0, "clip the gradient norm to this value (0: off)", min=0)
-    lr_schedule: str = option("none", "learning-rate schedule", choices=("none", "cosine", "step"))
+    lr_schedule: str = option("none", "learning-rate schedule (onecycle steps every batch)",
+                              choices=("none", "cosine", "step", "onecycle"))
     early_stop: int = option(0, "stop after this many epochs without improvement (0: off)",
                              min=0)
     amp: bool = option(True, "mixed precision (CUDA only)")
     compile: bool = option(False, "torch.compile the model")
+    checkpoint_every: str = option("30s", "how often last.pt is written: '30s', '2min', "
+                                          "'5 epochs' or '500 steps' (and always at the end "
+                                          "and on interrupt)")
+
+    def validate(self) -> None:
+        super().validate()
+        parse_interval(self.checkpoint_every)
 
 
 @dataclass(frozen=True)

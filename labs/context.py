@@ -12,8 +12,8 @@ from torch import nn
 
 from labs import checkpoint
 from labs.callbacks import Checkpoint, EarlyStopping, ProgressBar, TrackMetrics, progress_enabled
-from labs.data import Dataset, TensorLoader
-from labs.trainer import Callback, History, StepFn, Trainer, supervised_step
+from labs.data import Dataset, for_eval, make_loader
+from labs.trainer import Callback, History, StepFn, Trainer, supervised_eval_step, supervised_step
 
 
 @dataclass
@@ -51,9 +51,13 @@ class Run:
 
     # -- logging -----------------------------------------------------------------------------
 
-    def log(self, metrics: dict[str, Any], step: int | None = None) -> None:
-        """Record scalars (to metrics.jsonl and W&B)."""
-        self.tracker.log(metrics, step)
+    def log(self, metrics: dict[str, Any], step: int | None = None, *,
+            axis: str = "step") -> None:
+        """Record scalars (to metrics.jsonl and W&B) at `step` on the named `axis`.
+
+        >>> run.log({"AND/mistakes": 2}, step=epoch, axis="AND/epoch")
+        """
+        self.tracker.log(metrics, step, axis=axis)
 
     def figure(self, name: str, fig: Any) -> Path:
         """Save a matplotlib figure as `figures/<name>.png` and log it."""
@@ -77,76 +81,107 @@ class Run:
     # -- training ----------------------------------------------------------------------------
 
     def fit(self, model: nn.Module, data: Dataset, *, loss: Any = None,
-            optimizer: Any = None, scheduler: Any = None, metrics: Sequence[str] = ("acc",),
-            epochs: int | None = None, batch_size: int | None = None, name: str = "",
-            callbacks: Sequence[Callback] = (), step: StepFn = supervised_step,
-            monitor: str | None = None, train: Iterable | None = None) -> FitResult:
+            optimizer: Any = None, scheduler: Any = None, scheduler_interval: str = "epoch",
+            metrics: Sequence[str] = ("acc",), epochs: int | None = None,
+            batch_size: int | None = None, name: str = "", callbacks: Sequence[Callback] = (),
+            step: StepFn = supervised_step, eval_step: StepFn = supervised_eval_step,
+            monitor: str | None = None, mode: str | None = None,
+            checkpoint_every: str | int | None = None,
+            train: Iterable | None = None) -> FitResult:
         """Train `model` on `data` with the shared trainer and evaluate it on the test split.
 
+        >>> fit = run.fit(model, data, loss=nn.CrossEntropyLoss())
+        >>> fit.test["acc"], fit.history.series("val_loss")
+
         Everything the config says (epochs, batch size, LR schedule, gradient clipping, early
-        stopping, mixed precision, compile) is applied here; checkpoints go to
-        `checkpoints/[<name>/]last.pt` every epoch, and a resumed run continues from there.
-        `name` tells several fits of one lab apart (metrics are prefixed `<name>/`).
-        `train` replaces the in-memory batching with any iterable of (x, y) batches.
+        stopping, mixed precision, compile) is applied here. `checkpoints/[<name>/]last.pt`
+        is written every `checkpoint_every` ("30s" by default, or "5 epochs", "500 steps"),
+        at the end and on interrupt; a resumed run continues from there. `best.pt` holds the
+        best weights by `monitor` (`val_loss`, or `train_loss` without a validation split;
+        `mode` is inferred from the name unless given). `name` tells several fits of one lab
+        apart (metrics are prefixed `<name>/`, their axis is `<name>/epoch`). `train` replaces
+        the in-memory batching with any iterable of batches; `step` / `eval_step` replace the
+        training / evaluation step; a `scheduler` you pass steps per `scheduler_interval`
+        ("epoch" or "step").
         """
         cfg = self.cfg
         epochs = epochs if epochs is not None else getattr(cfg, "epochs", 1)
         batch_size = batch_size or getattr(cfg, "batch_size", 64)
+        loader = train if train is not None else make_loader(
+            data.train, batch_size, device=self.device, seed=getattr(cfg, "seed", 0))
         if optimizer is None:
             optimizer = torch.optim.Adam(model.parameters(), lr=getattr(cfg, "lr", 1e-3))
         if scheduler is None:
-            scheduler = make_scheduler(optimizer, getattr(cfg, "lr_schedule", "none"), epochs)
+            scheduler, scheduler_interval = make_scheduler(
+                optimizer, getattr(cfg, "lr_schedule", "none"), epochs,
+                len(loader) if hasattr(loader, "__len__") else None)
         net = model.to(self.device)
         if getattr(cfg, "compile", False):
             net = torch.compile(net)
         monitor = monitor or ("val_loss" if data.val is not None else "train_loss")
+        every = checkpoint_every or getattr(cfg, "checkpoint_every", "30s")
         ckdir = self.checkpoints / name if name else self.checkpoints
+        # Checkpoint early: its between-epoch snapshot precedes other callbacks' epoch starts
         cbs: list[Callback] = [TrackMetrics(self.tracker, f"{name}/" if name else ""),
-                               Checkpoint(ckdir, monitor=monitor)]
+                               Checkpoint(ckdir, monitor=monitor, mode=mode, every=every)]
         if getattr(cfg, "early_stop", 0) > 0:
-            cbs.append(EarlyStopping(cfg.early_stop, monitor=monitor))
+            cbs.append(EarlyStopping(cfg.early_stop, monitor=monitor, mode=mode))
         cbs.append(ProgressBar(f"{self.lab} {name}".strip(), enabled=self.progress))
         cbs += list(callbacks) + self.callbacks
         trainer = Trainer(net, optimizer, loss, epochs=epochs, device=self.device,
-                          scheduler=scheduler, grad_clip=getattr(cfg, "grad_clip", 0.0),
+                          scheduler=scheduler, scheduler_interval=scheduler_interval,
+                          grad_clip=getattr(cfg, "grad_clip", 0.0),
                           amp=getattr(cfg, "amp", False), metrics=metrics, callbacks=cbs,
-                          step=step)
+                          step=step, eval_step=eval_step)
         if self.resuming and (ckdir / "last.pt").is_file():
-            trainer.load_state_dict(checkpoint.load(ckdir / "last.pt", self.device))
+            last = ckdir / "last.pt"
+            trainer.load_state_dict(checkpoint.load(last, self.device, require=("model", "epoch")),
+                                    path=last)
             self.tracker.forget_after(trainer.epoch, f"{name}/train_loss" if name else
                                       "train_loss")
-        loader = train if train is not None else TensorLoader(
-            data.train, batch_size, device=self.device, seed=getattr(cfg, "seed", 0))
-        history = trainer.fit(loader, val=data.val)
-        test = trainer.evaluate(data.test)
+        val = None if data.val is None else for_eval(data.val, batch_size, device=self.device)
+        history = trainer.fit(loader, val=val)
+        test = trainer.evaluate(for_eval(data.test, batch_size, device=self.device))
         self.data = data
         self.save_model(model, name)
         return FitResult(model, history, test, trainer)
 
-    def save_model(self, model: nn.Module, name: str = "") -> Path:
-        """Keep the final weights (`checkpoints/[<name>/]model.pt`) for `lab explain`."""
+    def save_model(self, model: Any, name: str = "") -> None:
+        """Keep a trained model (or anything the lab's `save` knows how to write) under `name`:
+        after `run()`, the framework saves every kept model with `Lab.save` (by default
+        `checkpoints/[<name>/]model.pt`) for `lab explain` and `lab eval`."""
         self.models[name] = model
-        ckdir = self.checkpoints / name if name else self.checkpoints
-        return checkpoint.save({"model": model.state_dict()}, ckdir / "model.pt")
 
 
-def make_scheduler(optimizer: Any, kind: str, epochs: int) -> Any:
-    """The LR schedule named in the config, stepped once per epoch.
+def make_scheduler(optimizer: Any, kind: str, epochs: int,
+                   steps_per_epoch: int | None = None) -> tuple[Any, str]:
+    """The LR schedule named in the config and how often it steps: (scheduler, interval).
 
+    `cosine` and `step` step once per epoch; `onecycle` (warm-up, then annealing; peak at
+    the configured lr) once per batch, so it needs the number of batches per epoch.
     Several optimizers (a dict, e.g. a GAN's) bring their own schedulers: pass `scheduler=`.
-    """
-    if isinstance(optimizer, dict):
-        if kind != "none":
-            from labs.errors import ConfigError
 
-            raise ConfigError(f"lr_schedule={kind} needs one optimizer; this lab has "
-                              f"{len(optimizer)}: leave lr_schedule=none")
-        return None
+    >>> scheduler, interval = make_scheduler(opt, "onecycle", epochs=10, steps_per_epoch=23)
+    """
+    from labs.errors import ConfigError
+
+    if kind == "none":
+        return None, "epoch"
+    if isinstance(optimizer, dict):
+        raise ConfigError(f"lr_schedule={kind} needs one optimizer; this lab has "
+                          f"{len(optimizer)}: leave lr_schedule=none")
+    sched = torch.optim.lr_scheduler
     if kind == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, epochs))
+        return sched.CosineAnnealingLR(optimizer, T_max=max(1, epochs)), "epoch"
     if kind == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=max(1, epochs // 3), gamma=0.1)
-    return None
+        return sched.StepLR(optimizer, step_size=max(1, epochs // 3), gamma=0.1), "epoch"
+    if kind == "onecycle":
+        if not steps_per_epoch:
+            raise ConfigError("lr_schedule=onecycle needs to know the batches per epoch: "
+                              "this lab's training batches have no len()")
+        return sched.OneCycleLR(optimizer, max_lr=[g["lr"] for g in optimizer.param_groups],
+                                total_steps=max(1, epochs * steps_per_epoch)), "step"
+    raise ConfigError(f"unknown lr_schedule '{kind}'; choose none, cosine, step or onecycle")
 
 
 def _close(fig: Any) -> None:

@@ -56,3 +56,7 @@ class DataNotFound(LabError):
 def did_you_mean(name: str, known: Iterable[str], n: int = 3) -> list[str]:
     """Up to `n` close matches of `name` among `known`, best first."""
     return difflib.get_close_matches(name, list(known), n=n, cutoff=0.5)
+
+
+class TrainingDiverged(LabError):
+    """The training loss became NaN or infinite; the last good checkpoint is kept."""

@@ -72,10 +72,11 @@ class Tracker:
 
     # -- logging -----------------------------------------------------------------------------
 
-    def log(self, metrics: dict[str, Any], step: int | None = None) -> None:
+    def log(self, metrics: dict[str, Any], step: int | None = None, *,
+            axis: str = "step") -> None:
         """Record scalars at `step` (epoch, environment step...)."""
         row = {k: jsonable(v) for k, v in metrics.items()}
-        record = {"step": step, "time": round(time.time(), 3), **row}
+        record = {"step": step, axis: step, "time": round(time.time(), 3), **row}
         self._file.write(json.dumps(record) + "\n")
         self._file.flush()
         if self._wandb is not None:

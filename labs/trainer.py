@@ -1,39 +1,67 @@
 """The one training loop every PyTorch lab shares: a loop plus hooks.
 
-The loop knows devices, mixed precision on CUDA, gradient clipping, LR schedules and the state
-needed to resume. Everything else (logging, checkpoints, early stopping, progress) plugs in as
-a `Callback`; adding behaviour never edits the loop. A custom `step` (e.g. a GAN's alternating
-generator/discriminator updates with two optimizers) replaces the supervised step without
-bypassing the trainer.
+The loop knows devices, mixed precision on CUDA, gradient clipping, LR schedules (per epoch or
+per step) and the state needed to resume. Everything else (logging, checkpoints, early stopping,
+progress) plugs in as a `Callback`; adding behaviour never edits the loop.
+
+A batch may have any structure: a tensor, a tuple `(x, y)` or `(x, lengths, y)`, a dict, a
+`PackedSequence`, nested. `to_device` moves all of it; `split_batch` says which part is the
+target. The training `step` and the evaluation `eval_step` are both replaceable: a VAE returns
+`{"loss", "recon", "kl"}`, a GAN alternates two optimizers and returns `{"d_loss", "g_loss"}`;
+every scalar a step returns is averaged over the epoch (weighted by batch size) and logged as
+`train_<key>` / `val_<key>`. Sums stay on the device: one host sync per epoch.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import random
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.utils.rnn import PackedSequence
 
-Batch = tuple[torch.Tensor, torch.Tensor]
-StepFn = Callable[["Trainer", torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]
+from labs.errors import TrainingDiverged
+
+Batch = Any  # a tensor, a tuple/list, a dict or a PackedSequence, nested as a lab likes
+StepFn = Callable[["Trainer", Batch], dict[str, Any]]
+TARGET_KEYS = ("y", "target")
 
 
 class Callback:
-    """Hooks the trainer calls. Override what you need; `state_dict` is saved in checkpoints."""
+    """Hooks the trainer calls. Override what you need; `state_dict` is saved in checkpoints
+    under `state_key` (the class name unless a callback says otherwise).
+
+    >>> class FreezeBatchNorm(Callback):
+    ...     def on_epoch_start(self, trainer, epoch):  # runs after model.train()
+    ...         backbone.apply(lambda m: m.eval() if isinstance(m, nn.BatchNorm2d) else None)
+    """
+
+    @property
+    def state_key(self) -> str:
+        return type(self).__name__
 
     def on_fit_start(self, trainer: Trainer) -> None: ...
 
     def on_epoch_start(self, trainer: Trainer, epoch: int) -> None: ...
 
+    def on_batch_start(self, trainer: Trainer, batch_idx: int, batch: Batch) -> None: ...
+
+    def on_batch_end(self, trainer: Trainer, batch_idx: int, batch: Batch,
+                     out: dict[str, Any]) -> None: ...
+
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, float]) -> None: ...
 
     def on_fit_end(self, trainer: Trainer) -> None: ...
+
+    def on_interrupt(self, trainer: Trainer) -> None:
+        """Ctrl-C (or SIGTERM turned into KeyboardInterrupt) stopped `fit`; it re-raises next."""
 
     def state_dict(self) -> dict[str, Any]:
         return {}
@@ -55,41 +83,208 @@ class History:
         return self.epochs[-1] if self.epochs else {}
 
 
-def supervised_step(trainer: Trainer, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Forward, loss, backward, (clip), optimizer step. Returns the loss and the outputs."""
+# -- batches ---------------------------------------------------------------------------------
+
+def to_device(batch: Batch, device: torch.device | str, non_blocking: bool = False) -> Batch:
+    """`batch` with every tensor in it on `device`, its structure kept (tuple, list, namedtuple,
+    dict, PackedSequence). Anything else (ints, strings, a list of lengths) is left as it is.
+
+    Lengths for `pack_padded_sequence` may be a tensor (it is moved; torch copies it back to
+    the CPU itself) or, to avoid that copy, a plain list of ints, which stays untouched.
+
+    >>> x, lengths, y = to_device((x, lengths, y), "cuda")
+    """
+    if isinstance(batch, torch.Tensor):
+        if batch.device == device:  # already there (TensorLoader): skip the call's overhead
+            return batch
+        return batch.to(device, non_blocking=non_blocking)
+    if isinstance(batch, PackedSequence):
+        return batch.to(device, non_blocking=non_blocking)
+    if isinstance(batch, dict):
+        return type(batch)((k, to_device(v, device, non_blocking)) for k, v in batch.items())
+    if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # a namedtuple
+        return type(batch)(*(to_device(v, device, non_blocking) for v in batch))
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(v, device, non_blocking) for v in batch)
+    return batch
+
+
+def split_batch(batch: Batch) -> tuple[tuple, dict[str, Any], Any]:
+    """(positional inputs, keyword inputs, target) of a batch, by the default convention:
+
+    - a tuple/list: the last element is the target, the others are the model's inputs
+      (`(x, y)` -> `model(x)`, `(x, lengths, y)` -> `model(x, lengths)`);
+    - a dict: `"y"` (or `"target"`) is the target, `"x"` the first positional input and every
+      other key a keyword input (`{"x", "lengths", "y"}` -> `model(x, lengths=lengths)`);
+    - anything else (a tensor, a PackedSequence): the only input, with no target (an
+      autoencoder's default loss then compares the output with the input).
+    """
+    if isinstance(batch, (tuple, list)):
+        if len(batch) == 1:
+            return (batch[0],), {}, None
+        return tuple(batch[:-1]), {}, batch[-1]
+    if isinstance(batch, dict):
+        kwargs = dict(batch)
+        target = next((kwargs.pop(k) for k in TARGET_KEYS if k in kwargs), None)
+        args = (kwargs.pop("x"),) if "x" in kwargs else ()
+        return args, kwargs, target
+    return (batch,), {}, None
+
+
+def batch_size(batch: Batch) -> int:
+    """Samples in a batch: the first dimension of its target, else of its first tensor."""
+    if isinstance(batch, (tuple, list)) and batch and isinstance(batch[-1], torch.Tensor):
+        return len(batch[-1])
+    if isinstance(batch, PackedSequence):
+        return int(batch.batch_sizes[0])
+    if isinstance(batch, torch.Tensor):
+        return len(batch)
+    if isinstance(batch, dict):
+        target = next((batch[k] for k in TARGET_KEYS if k in batch), None)
+        if isinstance(target, torch.Tensor):
+            return len(target)
+        items = batch.values()
+    elif isinstance(batch, (tuple, list)):
+        items = batch
+    else:
+        return 1
+    return next((batch_size(v) for v in items
+                 if isinstance(v, (torch.Tensor, PackedSequence, dict, tuple, list))), 1)
+
+
+def first(out: Any) -> Any:
+    """The first element of a tuple/list output (a VAE's reconstruction), else `out`."""
+    return out[0] if isinstance(out, (tuple, list)) else out
+
+
+def forward(trainer: Trainer, batch: Batch) -> tuple[Any, Any, Any]:
+    """Run the model on a batch by `split_batch`'s convention: (output, loss target, target).
+
+    The loss target is the target, or the first input when there is none (autoencoders).
+    """
+    args, kwargs, target = split_batch(batch)
+    out = trainer.model(*args, **kwargs)
+    return out, (target if target is not None else (args or tuple(kwargs.values()))[0]), target
+
+
+# -- the default steps -----------------------------------------------------------------------
+
+def supervised_step(trainer: Trainer, batch: Batch) -> dict[str, Any]:
+    """Forward, loss, backward, (clip), optimizer step. Returns the loss and the outputs.
+
+    A tuple output (e.g. a VAE's `(recon, mu, logvar)`) passes its first element to the loss;
+    write a step of your own to use the rest.
+    """
     opt = trainer.optimizer
     opt.zero_grad(set_to_none=True)
     with trainer.autocast():
-        out = trainer.model(x)
-        loss = trainer.loss_fn(out, y)
+        out, target, _ = forward(trainer, batch)
+        loss = trainer.loss_fn(first(out), target)
     trainer.backward(loss)
     trainer.optimizer_step(opt)
-    return {"loss": loss.detach(), "out": out.detach()}
+    return {"loss": loss.detach(), "out": out}
+
+
+def supervised_eval_step(trainer: Trainer, batch: Batch) -> dict[str, Any]:
+    """The loss (when the trainer has a `loss_fn`) and the outputs; runs under `no_grad`."""
+    with trainer.autocast():
+        out, target, _ = forward(trainer, batch)
+        res = {"out": out}
+        if trainer.loss_fn is not None:
+            res["loss"] = trainer.loss_fn(first(out), target)
+    return res
+
+
+class _Means:
+    """Batch-size-weighted means of the scalars steps return, and accuracy, on the device."""
+
+    def __init__(self, acc: bool, keep: bool = False):
+        self.sums: dict[str, Any] = {}
+        self.acc = acc
+        self.preds: list[torch.Tensor] = []  # compared with the targets once, at the end
+        self.targets: list[torch.Tensor] = []
+        self.n = 0
+        self.per_batch: dict[str, list] | None = {} if keep else None  # to find a NaN's batch
+
+    def add(self, out: dict[str, Any], batch: Batch, n: int) -> None:
+        for k, v in out.items():
+            if k == "out":
+                continue
+            if isinstance(v, torch.Tensor):
+                if v.ndim:
+                    if v.numel() != 1:
+                        continue
+                    v = v.reshape(())
+                v = v.detach()
+            elif not isinstance(v, (int, float)) or isinstance(v, bool):
+                continue
+            s = self.sums.get(k)
+            if s is None:
+                self.sums[k] = v.float() * n if isinstance(v, torch.Tensor) else float(v) * n
+            elif isinstance(s, torch.Tensor):
+                s.add_(v, alpha=n)
+            else:
+                self.sums[k] = s + v * n
+            if self.per_batch is not None:
+                self.per_batch.setdefault(k, []).append(v)
+        self.n += n
+        if self.acc and "out" in out:
+            target = split_batch(batch)[2]
+            if isinstance(target, torch.Tensor):
+                self.preds.append(_predicted(first(out["out"])))
+                self.targets.append(target)
+
+    def result(self) -> dict[str, float]:
+        """The means, with one host sync for all device sums."""
+        n = max(self.n, 1)
+        sums = dict(self.sums)
+        if self.preds:
+            pred = torch.cat([p.reshape(-1) for p in self.preds])
+            target = torch.cat([t.reshape(-1) for t in self.targets])
+            sums["acc"] = (pred == target).sum() * (n / max(len(pred), 1))  # a share of preds
+        dev = [k for k, v in sums.items() if isinstance(v, torch.Tensor)]
+        if dev:
+            values = torch.stack([sums[k].double() for k in dev]).div_(n).tolist()
+            sums.update(zip(dev, values))
+        return {k: v if k in dev else v / n for k, v in sums.items()}
 
 
 class Trainer:
-    """Fit a model on batches of (x, y) with callbacks.
+    """Fit a model on batches of any structure with callbacks.
 
     >>> trainer = Trainer(model, optimizer, nn.CrossEntropyLoss(), epochs=10)
     >>> history = trainer.fit(TensorLoader(data.train, 64), val=data.val)
+    >>> trainer.evaluate(data.test)  # {"loss": ..., "acc": ...}
+
+    `step(trainer, batch)` replaces the training step and `eval_step(trainer, batch)` the
+    evaluation step (run in eval mode under `no_grad`); both return a dict of scalars (logged
+    as `train_<k>` / `val_<k>`) and optionally `"out"`, the outputs accuracy is scored on.
+    `scheduler` (one, or a dict like the optimizers) steps once per epoch, or once per batch
+    with `scheduler_interval="step"` (OneCycleLR, warmup).
     """
 
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer | None,
+    def __init__(self, model: nn.Module, optimizer: Any,
                  loss_fn: Callable | None = None, *, epochs: int = 10,
                  device: torch.device | str = "cpu", scheduler: Any = None,
-                 grad_clip: float = 0.0, amp: bool = False, metrics: Sequence[str] = ("acc",),
-                 callbacks: Iterable[Callback] = (), step: StepFn = supervised_step,
+                 scheduler_interval: str = "epoch", grad_clip: float = 0.0, amp: bool = False,
+                 metrics: Sequence[str] = ("acc",), callbacks: Iterable[Callback] = (),
+                 step: StepFn = supervised_step, eval_step: StepFn = supervised_eval_step,
                  eval_batch_size: int = 4096):
+        if scheduler_interval not in ("epoch", "step"):
+            raise ValueError(f"scheduler_interval must be 'epoch' or 'step', not "
+                             f"{scheduler_interval!r}")
         self.device = torch.device(device)
         self.model = model.to(self.device)
         self.optimizer = optimizer
         self.loss_fn = loss_fn
         self.epochs = epochs
         self.scheduler = scheduler
+        self.scheduler_interval = scheduler_interval
         self.grad_clip = grad_clip
         self.metrics = tuple(metrics)
         self.callbacks = list(callbacks)
         self.step = step
+        self.eval_step = eval_step
         self.eval_batch_size = eval_batch_size
         self.amp = amp and self.device.type == "cuda"
         # bf16 needs no loss scaling; fp16 (older GPUs) does
@@ -98,7 +293,8 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and
                                            self.amp_dtype == torch.float16)
         self.epoch = 0  # epochs completed
-        self.global_step = 0
+        self.global_step = 0  # optimizer iterations (batches) completed
+        self.in_epoch = False  # True while the state is past `epoch` but its epoch is unfinished
         self.should_stop = False
         self.history = History()
 
@@ -114,93 +310,151 @@ class Trainer:
 
     def optimizer_step(self, optimizer: torch.optim.Optimizer,
                        params: Iterable[torch.Tensor] | None = None) -> None:
-        """Unscale, clip the gradient norm (when `grad_clip` > 0) and step."""
+        """Unscale, clip the gradient norm (when `grad_clip` > 0) and step.
+
+        The loss scaler is updated once per iteration by the loop, after the step function
+        returns, however many optimizers the step used.
+        """
         if self.grad_clip > 0:
             self.scaler.unscale_(optimizer)
             ps = params if params is not None else (
                 p for g in optimizer.param_groups for p in g["params"])
             torch.nn.utils.clip_grad_norm_(list(ps), self.grad_clip)
         self.scaler.step(optimizer)
-        self.scaler.update()
+
+    def learning_rates(self) -> dict[str, float]:
+        """`lr/group<i>` for every parameter group (`lr/<name>/group<i>` for a dict of
+        optimizers)."""
+        opts = self.optimizer if isinstance(self.optimizer, dict) else {"": self.optimizer}
+        return {f"lr/{name}/group{i}" if name else f"lr/group{i}": float(g["lr"])
+                for name, opt in opts.items() if opt is not None
+                for i, g in enumerate(opt.param_groups)}
+
+    def _schedulers(self) -> list[Any]:
+        s = self.scheduler
+        return [] if s is None else list(s.values()) if isinstance(s, dict) else [s]
 
     # -- the loop ----------------------------------------------------------------------------
 
     def fit(self, train: Iterable[Batch], val: Any = None) -> History:
-        """Train from `self.epoch` (0, or where a loaded checkpoint stopped) to `self.epochs`."""
-        self._call("on_fit_start")
-        while self.epoch < self.epochs and not self.should_stop:
-            epoch = self.epoch + 1
-            if hasattr(train, "set_epoch"):
-                train.set_epoch(epoch)
-            self._call("on_epoch_start", epoch)
-            t0 = time.perf_counter()
-            logs = self._train_epoch(train)
-            if val is not None:
-                logs.update({f"val_{k}": v for k, v in self.evaluate(val).items()})
-            if isinstance(self.optimizer, dict):
-                logs.update({f"lr_{k}": o.param_groups[0]["lr"] for k, o in self.optimizer.items()})
-            elif self.optimizer is not None:
-                logs["lr"] = self.optimizer.param_groups[0]["lr"]
-            if self.scheduler is not None:
-                self.scheduler.step()
-            logs["epoch_time"] = time.perf_counter() - t0
-            self.epoch = epoch
-            self.history.epochs.append({"epoch": epoch, **logs})
-            self._call("on_epoch_end", epoch, logs)
-        self._call("on_fit_end")
+        """Train from `self.epoch` (0, or where a loaded checkpoint stopped) to `self.epochs`.
+
+        Order per epoch: `model.train()`, `on_epoch_start`, the batches (`on_batch_start`,
+        step, per-step schedulers, `on_batch_end`), validation, per-epoch schedulers,
+        `on_epoch_end`. A NaN or infinite training loss raises `TrainingDiverged` before the
+        epoch counts; a KeyboardInterrupt calls `on_interrupt` and propagates.
+        """
+        keys = [cb.state_key for cb in self.callbacks]
+        if len(set(keys)) != len(keys):
+            dup = sorted({k for k in keys if keys.count(k) > 1})
+            raise ValueError(f"two callbacks share the state_key {dup}: give one its own "
+                             f"`state_key` so their checkpointed states stay apart")
+        try:
+            self._call("on_fit_start")
+            while self.epoch < self.epochs and not self.should_stop:
+                epoch = self.epoch + 1
+                if hasattr(train, "set_epoch"):
+                    train.set_epoch(epoch)
+                self.model.train()  # before the hooks: a callback may set parts to eval mode
+                self._call("on_epoch_start", epoch)
+                t0 = time.perf_counter()
+                lrs = self.learning_rates()  # as the epoch starts: what an epoch schedule used
+                self.in_epoch = True
+                logs = self._train_epoch(train, epoch)
+                if val is not None:
+                    logs.update({f"val_{k}": v for k, v in self.evaluate(val).items()})
+                logs.update(lrs)
+                if self.scheduler_interval == "epoch":
+                    for s in self._schedulers():
+                        s.step()
+                logs["epoch_time"] = time.perf_counter() - t0
+                self.epoch = epoch
+                self.in_epoch = False
+                self.history.epochs.append({"epoch": epoch, **logs})
+                self._call("on_epoch_end", epoch, logs)
+            self._call("on_fit_end")
+        except KeyboardInterrupt:
+            self._call("on_interrupt")
+            raise
         return self.history
 
-    def _train_epoch(self, train: Iterable[Batch]) -> dict[str, float]:
-        self.model.train()
-        total = torch.zeros((), device=self.device)
-        correct = torch.zeros((), device=self.device)
-        n = 0
-        scored = False
-        for x, y in train:
-            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-            out = self.step(self, x, y)
-            # accumulate on the device: no host sync per batch
-            total += out["loss"].float() * len(x)
-            if "acc" in self.metrics and "out" in out:
-                correct += _correct(out["out"], y)
-                scored = True
-            n += len(x)
+    def _train_epoch(self, train: Iterable[Batch], epoch: int) -> dict[str, float]:
+        means = _Means("acc" in self.metrics, keep=True)
+        starts = self._overriding("on_batch_start")
+        ends = self._overriding("on_batch_end")
+        per_step = self._schedulers() if self.scheduler_interval == "step" else []
+        step0 = self.global_step
+        for i, batch in enumerate(train):
+            batch = to_device(batch, self.device, non_blocking=True)
+            for cb in starts:
+                cb.on_batch_start(self, i, batch)
+            out = self.step(self, batch)
+            self.scaler.update()  # once per iteration, however many optimizers stepped
+            for s in per_step:
+                s.step()
             self.global_step += 1
-        logs = {"train_loss": (total / max(n, 1)).item()}
-        if scored:
-            logs["train_acc"] = (correct / max(n, 1)).item()
+            means.add(out, batch, batch_size(batch))
+            for cb in ends:
+                cb.on_batch_end(self, i, batch, out)
+        logs = {f"train_{k}": v for k, v in means.result().items()}
+        bad = [k for k, v in logs.items() if not math.isfinite(v) and k != "train_acc"]
+        if bad:
+            self._diverged(epoch, step0, means.per_batch, [k[len("train_"):] for k in bad])
         return logs
 
+    def _diverged(self, epoch: int, step0: int, per_batch: dict[str, list],
+                  keys: list[str]) -> None:
+        """Raise `TrainingDiverged` naming the first batch whose loss was not finite."""
+        firsts = []
+        for k in keys:
+            finite = torch.isfinite(torch.stack([torch.as_tensor(v, dtype=torch.float32)
+                                                 .reshape(()).cpu() for v in per_batch[k]]))
+            firsts.append((int((~finite).nonzero()[0, 0]), k))
+        idx, key = min(firsts)
+        value = per_batch[key][idx]
+        raise TrainingDiverged(
+            f"training diverged: {key} became {float(value)} at epoch {epoch}, global step "
+            f"{step0 + idx + 1} (batch {idx}); lower the learning rate or set grad_clip")
+
     @torch.no_grad()
-    def predict(self, x: torch.Tensor) -> torch.Tensor:
-        """Model outputs for `x`, in large batches, in eval mode."""
+    def predict(self, x: Any) -> torch.Tensor:
+        """Model outputs for `x`, in large batches, in eval mode. For a tuple output, its first
+        element (a VAE's reconstruction); call the model yourself for the rest."""
         self.model.eval()
+        if not isinstance(x, torch.Tensor):
+            with self.autocast():
+                return first(self.model(to_device(x, self.device))).float()
         outs = []
         for i in range(0, len(x), self.eval_batch_size):
             with self.autocast():
-                outs.append(self.model(x[i:i + self.eval_batch_size].to(self.device)).float())
+                out = self.model(x[i:i + self.eval_batch_size].to(self.device))
+            outs.append(first(out).float())
         return torch.cat(outs) if outs else torch.empty(0)
 
     @torch.no_grad()
     def evaluate(self, split: Any) -> dict[str, float]:
-        """Loss (and accuracy) on a `Split` or on an iterable of (x, y) batches."""
-        if hasattr(split, "x"):
-            batches = [(split.x, split.y)]
-        else:
-            batches = split
-        total, correct, n = 0.0, 0.0, 0
-        for x, y in batches:
-            y = y.to(self.device)
-            out = self.predict(x)
-            if self.loss_fn is not None:
-                total += float(self.loss_fn(out, y)) * len(x)
-            if "acc" in self.metrics:
-                correct += float(_correct(out, y))
-            n += len(x)
-        res = {"loss": total / max(n, 1)}
-        if "acc" in self.metrics:
-            res["acc"] = correct / max(n, 1)
-        return res
+        """The evaluation step's scalars (loss, ...) and accuracy, averaged over a `Split`
+        (in `eval_batch_size` chunks) or an iterable of batches."""
+        self.model.eval()
+        means = _Means("acc" in self.metrics)
+        for batch in self._eval_batches(split):
+            batch = to_device(batch, self.device, non_blocking=True)
+            means.add(self.eval_step(self, batch), batch, batch_size(batch))
+        return means.result()
+
+    def _eval_batches(self, split: Any) -> Iterator[Batch]:
+        if not (hasattr(split, "x") and hasattr(split, "y")):
+            yield from split
+            return
+        bs = self.eval_batch_size
+        for i in range(0, len(split.x), bs):
+            x = split.x[i:i + bs]
+            yield x if split.y is None else (x, split.y[i:i + bs])
+
+    def _overriding(self, hook: str) -> list[Callback]:
+        """The callbacks that override `hook`: per-batch hooks cost nothing when unused."""
+        return [cb for cb in self.callbacks
+                if getattr(type(cb), hook, None) is not getattr(Callback, hook)]
 
     def _call(self, hook: str, *args) -> None:
         for cb in self.callbacks:
@@ -209,26 +463,27 @@ class Trainer:
     # -- state for checkpoints ---------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
+        s = self.scheduler
         return {
             # a torch.compile'd model saves its original module's keys: checkpoints stay portable
             "model": getattr(self.model, "_orig_mod", self.model).state_dict(),
             "optimizer": _opt_state(self.optimizer),
-            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "scheduler": _opt_state(s),
             "scaler": self.scaler.state_dict(),
             "epoch": self.epoch,
             "global_step": self.global_step,
             "history": self.history.epochs,
-            "callbacks": {type(cb).__name__: cb.state_dict() for cb in self.callbacks},
+            "callbacks": {cb.state_key: cb.state_dict() for cb in self.callbacks},
             "rng": rng_state(),
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any], path: Any = "") -> None:
+        """Restore what `state_dict` saved; `path` names the file in error messages."""
         from labs.checkpoint import load_weights
 
-        load_weights(getattr(self.model, "_orig_mod", self.model), state["model"])
+        load_weights(getattr(self.model, "_orig_mod", self.model), state["model"], path)
         _load_opt_state(self.optimizer, state.get("optimizer"))
-        if self.scheduler is not None and state.get("scheduler") is not None:
-            self.scheduler.load_state_dict(state["scheduler"])
+        _load_opt_state(self.scheduler, state.get("scheduler"))
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         self.epoch = int(state["epoch"])
@@ -236,17 +491,16 @@ class Trainer:
         self.history = History(list(state.get("history", [])))
         saved = state.get("callbacks", {})
         for cb in self.callbacks:
-            if type(cb).__name__ in saved:
-                cb.load_state_dict(saved[type(cb).__name__])
+            if cb.state_key in saved:
+                cb.load_state_dict(saved[cb.state_key])
         set_rng_state(state.get("rng"))
 
 
-def _correct(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    if out.ndim == 1 or out.shape[-1] == 1:  # one logit: binary
-        pred = (out.reshape(-1) > 0).long()
-    else:
-        pred = out.argmax(-1)
-    return (pred == y.reshape(pred.shape).long()).sum()
+def _predicted(out: torch.Tensor) -> torch.Tensor:
+    """Class predictions: the argmax, or for one logit per sample, logit > 0."""
+    if out.ndim == 1 or out.shape[-1] == 1:
+        return (out.reshape(out.shape[0], -1) > 0).long()
+    return out.argmax(-1)
 
 
 def _opt_state(opt: Any) -> Any:
@@ -272,8 +526,8 @@ def rng_state() -> dict[str, Any]:
     version, words, gauss = random.getstate()
     # tensors, not a tuple of 625 Python ints: pickling those dominated a small checkpoint
     state = {"torch": torch.get_rng_state(), "numpy": _np_state(),
-             "python": {"version": version, "words": torch.tensor(words, dtype=torch.int64),
-                        "gauss": gauss}}
+             "python": {"version": version, "gauss": gauss,
+                        "words": torch.from_numpy(np.fromiter(words, np.int64, len(words)))}}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state

@@ -1,8 +1,10 @@
-"""Checkpoint every epoch, and resume a killed run to the same final weights."""
+"""Checkpoint at an interval, on interrupt and at the end; resume a killed run to the same
+final weights."""
 
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -22,21 +24,45 @@ class KillAt(Callback):
             raise KeyboardInterrupt
 
 
+class KillMidEpoch(Callback):
+    """Simulates Ctrl-C in the middle of epoch `n` (after its first batch was trained)."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def on_batch_end(self, trainer, batch_idx, batch, out):
+        if trainer.epoch + 1 == self.n:
+            raise KeyboardInterrupt
+
+
 def _weights(model):
     return {k: v.clone() for k, v in model.state_dict().items()}
 
 
-@pytest.mark.parametrize("lab, overrides", [
-    ("digits-mlp", {"epochs": 6, "dropout": 0.2}),  # dropout: the torch RNG must resume too
-    ("xor-mlp", {"epochs": 30, "lr_schedule": "cosine"}),  # the scheduler state too
-])
-def test_resume_matches_uninterrupted_run(lab, overrides, runs_dir, cli):
+DIGITS = ("digits-mlp", {"epochs": 6, "dropout": 0.2})  # dropout: the torch RNG must resume too
+XOR = ("xor-mlp", {"epochs": 30, "lr_schedule": "cosine"})  # the scheduler state too
+
+
+@pytest.mark.parametrize("lab, overrides, kill, exact", [
+    (*DIGITS, KillAt(3), True), (*XOR, KillAt(3), True),
+    (*DIGITS, KillMidEpoch(4), True),  # a snapshot between every two epochs
+    (*XOR, KillMidEpoch(4), False),  # tiny epochs: snapshots only every few of them
+], ids=["digits-after-3", "xor-after-3", "digits-during-4", "xor-during-4"])
+def test_resume_matches_uninterrupted_run(lab, overrides, kill, exact, runs_dir, cli,
+                                          monkeypatch):
+    """Killed after epoch 3 or during epoch 4: last.pt holds a completed epoch, 3 (or, between
+    very short epochs, an earlier one), and the resumed run ends where the full run did."""
+    from labs.callbacks import Checkpoint
+
     full = run(lab, explain=False, track=False, **overrides)
+    if exact:
+        monkeypatch.setattr(Checkpoint, "snapshot_share", math.inf)
     with pytest.raises(KeyboardInterrupt):
-        run(lab, explain=False, track=False, callbacks=[KillAt(3)], **overrides)
+        run(lab, explain=False, track=False, callbacks=[kill], **overrides)
     (killed,) = [d for d in (runs_dir / lab).iterdir()
                  if json.loads((d / "summary.json").read_text())["status"] == "interrupted"]
-    assert torch.load(killed / "checkpoints" / "last.pt", weights_only=True)["epoch"] == 3
+    epoch = torch.load(killed / "checkpoints" / "last.pt", weights_only=True)["epoch"]
+    assert epoch == 3 if exact else epoch <= 3
 
     code, out, err = cli("run", lab, "--resume", killed.name, "--no-track", "--no-explain")
     assert code == 0, err
