@@ -51,9 +51,10 @@ class Run:
 
     # -- logging -----------------------------------------------------------------------------
 
-    def log(self, metrics: dict[str, Any], step: int | None = None) -> None:
-        """Record scalars (to metrics.jsonl and W&B)."""
-        self.tracker.log(metrics, step)
+    def log(self, metrics: dict[str, Any], step: int | None = None, *,
+            axis: str = "step") -> None:
+        """Record scalars at `step` of the step axis `axis` (to metrics.jsonl and W&B)."""
+        self.tracker.log(metrics, step, axis=axis)
 
     def figure(self, name: str, fig: Any) -> Path:
         """Save a matplotlib figure as `figures/<name>.png` and log it."""
