@@ -6,7 +6,10 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import signal
 import sys
+import threading
+import warnings
 from collections.abc import Sequence
 
 from labs.errors import LabError
@@ -92,9 +95,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LabError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        resume = getattr(e, "resume_command", None)
+        print(f"interrupted: resume with: {resume}" if resume else "interrupted",
+              file=sys.stderr)
+        return 143 if isinstance(e, Terminated) else 130
     except BrokenPipeError:  # `lab list | head`: not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
@@ -163,15 +168,45 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise LabError(f"WANDB_MODE={mode} is not offline, online or disabled")
     from labs.runner import execute
 
-    result = execute(args.name, overrides, config_file=args.config, resume=args.resume,
-                     wandb_mode="offline" if mode == "dryrun" else mode,
-                     wandb_project=args.wandb_project, wandb_entity=args.wandb_entity,
-                     runs_dir=args.runs_dir, command=shlex.join(["lab", *args.argv]),
-                     echo=True, sources=sources)
+    with _sigterm_interrupts(), warnings.catch_warnings():
+        warnings.showwarning = _one_line_warning
+        result = execute(args.name, overrides, config_file=args.config, resume=args.resume,
+                         wandb_mode="offline" if mode == "dryrun" else mode,
+                         wandb_project=args.wandb_project, wandb_entity=args.wandb_entity,
+                         runs_dir=args.runs_dir, command=shlex.join(["lab", *args.argv]),
+                         echo=True, sources=sources)
     print(f"run {result.run_id} finished: {result.dir}")
     for k, v in result.metrics.items():
         print(f"  {k:<24} {v:.4f}" if isinstance(v, float) else f"  {k:<24} {v}")
     return 0
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C: the run checkpoints, is marked interrupted, exits 143."""
+
+
+class _sigterm_interrupts:
+    """While a run runs, SIGTERM raises `Terminated` in the main thread (a second one kills)."""
+
+    def __enter__(self):
+        self.previous = None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGTERM, self._raise)
+        return self
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+
+    @staticmethod
+    def _raise(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # cleanup may be cut short by a second
+        raise Terminated("SIGTERM")
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None):
+    """Warnings during a run as `warning: ...`, one line each, without source lines."""
+    print(f"warning: {message}", file=file or sys.stderr)
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
@@ -185,6 +220,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
     for r in rows:
         head = f"{r.headline}={r.value:.4f}" if isinstance(r.value, float) else (
             f"{r.headline}={r.value}" if r.headline else "-")
+        if r.status in ("died", "interrupted"):
+            head += f"  (resume: {r.resume_command})"
         print(f"{r.lab:<18} {r.id:<22} {r.created:<20} {r.status:<12} {head}")
     return 0
 

@@ -133,10 +133,13 @@ class Run:
                           grad_clip=getattr(cfg, "grad_clip", 0.0),
                           amp=getattr(cfg, "amp", False), metrics=metrics, callbacks=cbs,
                           step=step, eval_step=eval_step)
-        if self.resuming and (ckdir / "last.pt").is_file():
+        if self.resuming:
             last = ckdir / "last.pt"
-            trainer.load_state_dict(checkpoint.load(last, self.device, require=("model", "epoch")),
-                                    path=last)
+            if last.is_file():
+                state = checkpoint.load(last, self.device, require=("model", "epoch"))
+                trainer.load_state_dict(state, path=last)
+            # rows logged after the checkpoint (or before any, when the run was killed before
+            # its first write) are logged again as the epochs rerun: drop them
             self.tracker.forget_after(trainer.epoch, f"{name}/train_loss" if name else
                                       "train_loss")
         val = None if data.val is None else for_eval(data.val, batch_size, device=self.device)

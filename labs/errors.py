@@ -41,6 +41,10 @@ class RunNotFound(LabError):
     """`--resume` / `lab explain` named a run that does not exist."""
 
 
+class RunLocked(LabError):
+    """Another live process owns the run directory (holds its lock)."""
+
+
 class CheckpointError(LabError):
     """A checkpoint is missing, corrupt or does not fit the model."""
 

@@ -1,6 +1,11 @@
 """Run directories: `runs/<lab>/<id>/` with config.yaml, metrics.jsonl, summary.json,
 checkpoints/, figures/, explanations/ and the W&B files. Created fresh for every run, so an
-earlier run is never overwritten."""
+earlier run is never overwritten.
+
+A run has one owner at a time: the process holding an exclusive `flock` on `<run>/.lock`
+(which names it: pid, host, start time). The OS drops the lock when that process dies, however
+it dies, so a run still marked "running" whose lock is free has died.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import datetime as dt
 import json
 import os
 import secrets
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,9 +21,15 @@ from typing import Any
 
 import yaml
 
-from labs.errors import RunNotFound
+from labs.errors import LabError, RunLocked, RunNotFound
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; runs are not locked there
+    fcntl = None
 
 SUBDIRS = ("checkpoints", "figures", "explanations")
+LOCK = ".lock"
 
 
 def runs_root(root: str | Path | None = None) -> Path:
@@ -28,18 +40,103 @@ def runs_root(root: str | Path | None = None) -> Path:
 def create(lab: str, root: str | Path | None = None) -> tuple[str, Path]:
     """A new, empty run directory with a sortable, unique id."""
     base = runs_root(root) / lab
-    base.mkdir(parents=True, exist_ok=True)
-    while True:
-        run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
-        path = base / run_id
-        try:
-            path.mkdir()  # fails if it exists: never reuse another run's directory
-            break
-        except FileExistsError:
-            continue
-    for sub in SUBDIRS:
-        (path / sub).mkdir()
+    if runs_root(root).exists() and not runs_root(root).is_dir():
+        raise LabError(f"the runs directory {runs_root(root)} is a file, not a folder (set "
+                       f"--runs-dir or LAB_RUNS_DIR to a folder)")
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        while True:
+            run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+            path = base / run_id
+            try:
+                path.mkdir()  # fails if it exists: never reuse another run's directory
+                break
+            except FileExistsError:
+                continue
+        for sub in SUBDIRS:
+            (path / sub).mkdir()
+    except OSError as e:
+        raise LabError(f"cannot make a run directory under {runs_root(root)}/: "
+                       f"{e.strerror or e} (set --runs-dir or LAB_RUNS_DIR to a writable "
+                       f"folder)") from None
     return run_id, path
+
+
+class RunLock:
+    """The exclusive ownership of a run directory, for as long as this process holds it."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._fd: int | None = None
+
+    def acquire(self) -> RunLock:
+        """Take the lock, or raise `RunLocked` naming the live owner."""
+        if fcntl is None:
+            return self
+        lock = self.path / LOCK
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise LabError(f"cannot write to run {self.path}: {e.strerror or e}") from None
+        # `lab runs` probes the lock for a moment: retry briefly rather than refuse
+        for attempt in range(10):
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if attempt == 9:
+                    os.close(fd)
+                    raise RunLocked(f"run {self.path} is in use by {owner_text(self.path)}: "
+                                    f"one run has one owner; wait for it or stop it "
+                                    f"first") from None
+                time.sleep(0.05)
+        os.ftruncate(fd, 0)
+        os.write(fd, (f"pid {os.getpid()}\nhost {socket.gethostname()}\n"
+                      f"started {dt.datetime.now().isoformat(timespec='seconds')}\n").encode())
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor drops the flock
+            self._fd = None
+
+    def __del__(self) -> None:  # a lock taken and then dropped on an error path
+        self.release()
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+
+def owner_text(path: Path) -> str:
+    """`pid@host (since <time>)` as written by the lock's holder."""
+    try:
+        fields = dict(line.split(" ", 1) for line in
+                      (Path(path) / LOCK).read_text().splitlines() if " " in line)
+    except OSError:
+        return "another process"
+    who = f"{fields.get('pid', '?')}@{fields.get('host', '?')}"
+    return f"process {who}" + (f" (since {fields['started']})" if "started" in fields else "")
+
+
+def is_owned(path: Path) -> bool:
+    """Whether a live process holds the run's lock (False when there is no lock file)."""
+    if fcntl is None:
+        return True  # cannot tell: never call a run dead
+    try:
+        fd = os.open(Path(path) / LOCK, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # drops the shared lock, if taken
 
 
 def find(ref: str, lab: str | None = None, root: str | Path | None = None) -> Path:
@@ -62,7 +159,15 @@ def write_yaml(path: Path, data: dict[str, Any]) -> None:
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
-    return yaml.safe_load(path.read_text()) or {}
+    """A YAML mapping; a file that is not one is a one-line `LabError`."""
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise LabError(f"cannot read {path}: {first}") from None
+    if not isinstance(data, dict):
+        raise LabError(f"cannot read {path}: not a YAML mapping (the file is corrupt)")
+    return data
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
@@ -101,9 +206,13 @@ class RunInfo:
     id: str
     path: Path
     created: str
-    status: str
+    status: str  # running, completed, failed, interrupted, died (its owner is gone)
     headline: str
     value: Any
+
+    @property
+    def resume_command(self) -> str:
+        return f"lab run {self.lab} --resume {self.id}"
 
 
 def list_runs(root: str | Path | None = None, lab: str | None = None) -> list[RunInfo]:
@@ -114,11 +223,14 @@ def list_runs(root: str | Path | None = None, lab: str | None = None) -> list[Ru
         try:
             cfg = read_yaml(cfg_path)
             summary = read_summary(path)
-        except (OSError, ValueError, yaml.YAMLError):
+        except (OSError, ValueError, LabError):
             rows.append(RunInfo(path.parent.name, path.name, path, "?", "unreadable", "", None))
             continue
         key = summary.get("headline", "")
+        status = summary.get("status", "?")
+        if status == "running" and not is_owned(path):
+            status = "died"  # killed (SIGKILL, power loss) before it could say so
         rows.append(RunInfo(cfg.get("lab", path.parent.name), path.name, path,
-                            str(cfg.get("created", "?")), summary.get("status", "?"), key,
+                            str(cfg.get("created", "?")), status, key,
                             summary.get("metrics", {}).get(key)))
     return sorted(rows, key=lambda r: r.created)

@@ -84,24 +84,22 @@ def execute(name: str, overrides: dict[str, Any] | None = None, *,
 
     if resume:
         path = rundir.find(resume, name, runs_dir)
-        saved = rundir.read_yaml(path / "config.yaml")
-        if saved.get("lab") != name:
-            raise RunNotFound(f"run {resume} belongs to lab '{saved.get('lab')}', not '{name}'")
-        if _status(path) == "completed":
-            raise LabError(f"run {path} already completed; nothing to resume")
-        changed = sorted(set(overrides or {}) - RESUME_KEYS)
-        if changed:
-            raise LabError(f"--resume continues a run with its saved config; {', '.join(changed)} "
-                           f"cannot change (only {', '.join(sorted(RESUME_KEYS))} can)")
-        values = {**saved.get("config", {}), **(overrides or {})}
-        origin = {k: (sources or {}).get(k, "--set") for k in overrides or {}}
-        cfg = config_mod.build(lab_cls.Config, values, source=str(path), sources=origin)
-        dev = device_mod.choose(cfg.device)
+        lock = rundir.RunLock(path).acquire()  # one owner, before the run is read or written
+        try:
+            saved = _resumable(path, name, resume, overrides)
+            values = {**saved.get("config", {}), **(overrides or {})}
+            origin = {k: (sources or {}).get(k, "--set") for k in overrides or {}}
+            cfg = config_mod.build(lab_cls.Config, values, source=str(path), sources=origin)
+            dev = device_mod.choose(cfg.device)
+        except BaseException:
+            lock.release()
+            raise
         run_id, meta = path.name, saved
     else:
         cfg = resolve_config(lab_cls, overrides, config_file, sources)
         dev = device_mod.choose(cfg.device)  # a bad device fails before a directory is made
         run_id, path = rundir.create(name, runs_dir)
+        lock = rundir.RunLock(path).acquire()
         meta = {"lab": name, "run_id": run_id,
                 "created": dt.datetime.now().isoformat(timespec="seconds"), "command": command}
     meta.update(config=config_mod.to_dict(cfg), seed=cfg.seed, device=str(dev),
@@ -130,15 +128,20 @@ def execute(name: str, overrides: dict[str, Any] | None = None, *,
     except BaseException as e:
         status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
         rundir.write_summary(path, status, {}, "", error=f"{type(e).__name__}: {e}")
+        if isinstance(e, KeyboardInterrupt):
+            e.resume_command = f"lab run {name} --resume {run_id}"  # for the CLI's message
         tracker.finish(exit_code=1)
         oom = out_of_memory(e, dev)
         if oom:
             raise OutOfMemory(f"{oom} (run {run_id} marked failed)") from None
         raise
-    headline = lab_cls.headline or next(iter(metrics), "")
-    rundir.write_summary(path, "completed", metrics, headline)
-    tracker.summary(metrics)
-    tracker.finish()
+    else:
+        headline = lab_cls.headline or next(iter(metrics), "")
+        rundir.write_summary(path, "completed", metrics, headline)
+        tracker.summary(metrics)
+        tracker.finish()
+    finally:
+        lock.release()
     return Result(name, run_id, path, metrics, cfg, dict(run.models))
 
 
@@ -159,6 +162,22 @@ def out_of_memory(e: BaseException, device: Any = "cpu") -> str:
 
 def _gib(n: int) -> str:
     return f"{n / 2**30:,.1f} GiB ({n:,} bytes)" if n >= 2**30 else f"{n:,} bytes"
+
+
+def _resumable(path: Path, name: str, resume: str, overrides: dict[str, Any] | None) -> dict:
+    """The saved config.yaml of a run that `--resume` may continue."""
+    saved = rundir.read_yaml(path / "config.yaml")
+    if not isinstance(saved.get("config"), dict):
+        raise LabError(f"cannot resume {path}: its config.yaml holds no config (corrupt)")
+    if saved.get("lab") != name:
+        raise RunNotFound(f"run {resume} belongs to lab '{saved.get('lab')}', not '{name}'")
+    if _status(path) == "completed":
+        raise LabError(f"run {path} already completed; nothing to resume")
+    changed = sorted(set(overrides or {}) - RESUME_KEYS)
+    if changed:
+        raise LabError(f"--resume continues a run with its saved config; {', '.join(changed)} "
+                       f"cannot change (only {', '.join(sorted(RESUME_KEYS))} can)")
+    return saved
 
 
 def _wandb_id(run_id: str) -> str:

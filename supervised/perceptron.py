@@ -77,7 +77,7 @@ class PerceptronGates(Lab):
             net = nets[gate]
             for epoch in range(1, cfg.epochs + 1):
                 mistakes = net.learn(x, t, cfg.lr)
-                run.log({f"{gate}/mistakes": mistakes}, step=epoch)
+                run.log({f"{gate}/mistakes": mistakes}, step=epoch, axis=f"{gate}/epoch")
                 if mistakes == 0:
                     break
             acc = (net(x).long() == t).float().mean().item()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import warnings
 
 import pytest
@@ -56,6 +57,9 @@ def test_wandb_log_failure_drops_wandb_once(tmp_path):
     t = Tracker(tmp_path, wandb_mode="disabled")
 
     class Flaky:
+        def define_metric(self, *a, **k):
+            pass
+
         def log(self, *a, **k):
             raise RuntimeError("socket closed")
 
@@ -68,3 +72,157 @@ def test_wandb_log_failure_drops_wandb_once(tmp_path):
     t.finish()
     rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["a"] for r in rows] == [1.0, 2.0]
+
+
+def _jsonl(d):
+    return [json.loads(x) for x in (d / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_every_gate_reaches_wandb_on_its_own_axis():
+    """Each gate restarts its epochs at 1: on W&B's implicit step only 3 of 5 gates arrived."""
+    res = run("perceptron-gates", explain=False)
+    got = read_run(res.dir)
+    local = _jsonl(res.dir)
+    for gate in ("AND", "OR", "NAND", "NOR", "XOR"):
+        key, axis = f"{gate}/mistakes", f"{gate}/epoch"
+        mine = [r for r in local if key in r]
+        assert mine and all(r["axis"] == axis and r[axis] == r["step"] for r in mine)
+        theirs = [h for h in got["history"] if key in h]
+        assert [h[key] for h in theirs] == [r[key] for r in mine], gate
+        assert [h[axis] for h in theirs] == [r["step"] for r in mine], gate
+        assert got["metrics"][key] == axis  # declared: the gate's epoch is its x-axis
+
+
+def test_two_named_fits_both_reach_wandb(monkeypatch):
+    from torch import nn
+
+    from labs import datasets, models
+    from supervised.xor import XorMLP
+
+    def two_fits(self, cfg, run):
+        data = datasets.logic_gate("XOR")
+        for name in ("first", "second"):
+            run.fit(models.mlp(2, [4], 2), data, loss=nn.CrossEntropyLoss(), epochs=3,
+                    name=name)
+        return {}
+
+    monkeypatch.setattr(XorMLP, "run", two_fits)
+    res = run("xor-mlp", explain=False)
+    got = read_run(res.dir)
+    for name in ("first", "second"):
+        key = f"{name}/train_loss"
+        local = [r[key] for r in _jsonl(res.dir) if key in r]
+        assert len(local) == 3
+        assert [h[key] for h in got["history"] if key in h] == pytest.approx(local)
+
+
+def test_tracker_log_axis_rows_and_declarations(tmp_path):
+    t = Tracker(tmp_path, wandb_mode="disabled")
+
+    class Recorder:
+        def __init__(self):
+            self.calls = []
+
+        def define_metric(self, name, step_metric=None):
+            self.calls.append(("define", name, step_metric))
+
+        def log(self, row, *args, **kwargs):
+            assert not args and "step" not in kwargs  # never W&B's implicit step
+            self.calls.append(("log", row))
+
+        def finish(self, *a):
+            pass
+
+    w = t._wandb = Recorder()
+    t.log({"loss": 1.0, "global_step": 10}, step=1, axis="epoch")
+    t.log({"loss": 0.5, "global_step": 20}, step=2, axis="epoch")
+    t.log({"reward": 3.0}, step=500, axis="env_step")
+    t.finish()
+    assert w.calls == [
+        ("define", "epoch", None), ("define", "loss", "epoch"),
+        ("define", "global_step", "epoch"),
+        ("log", {"epoch": 1, "loss": 1.0, "global_step": 10}),
+        ("log", {"epoch": 2, "loss": 0.5, "global_step": 20}),
+        ("define", "env_step", None), ("define", "reward", "env_step"),
+        ("log", {"env_step": 500, "reward": 3.0})]
+    rows = _jsonl(tmp_path)
+    assert [(r["step"], r["axis"], r[r["axis"]]) for r in rows] == [
+        (1, "epoch", 1), (2, "epoch", 2), (500, "env_step", 500)]
+
+
+def test_logs_made_before_wandb_is_up_arrive_in_order(monkeypatch, tmp_path):
+    import threading
+
+    import wandb
+
+    release = threading.Event()
+    real_init = wandb.init
+
+    def slow_init(*a, **k):
+        release.wait(30)
+        return real_init(*a, **k)
+
+    monkeypatch.setattr(wandb, "init", slow_init)
+    t = Tracker(tmp_path, wandb_mode="offline", run_id="early1")
+    for i in range(5):
+        t.log({"x": float(i)}, step=i + 1, axis="epoch")  # returns at once: W&B is not up
+    t.summary({"final": 4.0})
+    release.set()
+    t.finish()
+    got = read_run(tmp_path)
+    assert [h["x"] for h in got["history"] if "x" in h] == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert got["summary"]["final"] == 4.0
+
+
+def test_tracker_leaves_the_environment_alone(monkeypatch, tmp_path):
+    """It used to set WANDB_CACHE_DIR (to the first run's directory) and WANDB_SILENT for
+    the whole process: a notebook's second run wrote into the first run's directory."""
+    monkeypatch.delenv("WANDB_CACHE_DIR", raising=False)
+    monkeypatch.delenv("WANDB_SILENT", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))  # W&B's own default
+    before = dict(os.environ)
+    first = run("xor-mlp", epochs=2, explain=False)
+    files = _tree(first.dir)
+    second = run("xor-mlp", epochs=2, explain=False)
+    assert dict(os.environ) == before
+    assert _tree(first.dir) == files
+    assert read_run(second.dir)["config"]["epochs"] == 2
+
+
+def _tree(d):
+    """The files in `d` and their sizes (not W&B's symlink to its service log elsewhere)."""
+    return {str(p.relative_to(d)): p.stat().st_size for p in d.rglob("*")
+            if p.is_file() and not p.is_symlink()}
+
+
+def test_online_start_failure_falls_back_to_offline_with_one_warning(monkeypatch):
+    """No network: a fake key and a refused address. The run goes on, W&B goes offline."""
+    from labs import tracker
+
+    monkeypatch.setattr(tracker, "INIT_TIMEOUT", 2.0)
+    monkeypatch.setenv("WANDB_API_KEY", "0123456789abcdef0123456789abcdef01234567")
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = run("xor-mlp", epochs=3, explain=False, track="online")
+    mine = [w for w in caught if issubclass(w.category, tracker.TrackingWarning)]
+    assert len(mine) == 1 and "offline" in str(mine[0].message)
+    assert "wandb sync" in str(mine[0].message)
+    assert json.loads((res.dir / "summary.json").read_text())["status"] == "completed"
+    got = read_run(res.dir)  # the offline files, ready for `wandb sync`
+    assert len([h for h in got["history"] if "train_loss" in h]) == 3
+    assert got["summary"]["acc"] == pytest.approx(res.metrics["acc"])
+
+
+def test_wandb_service_noise_stays_out_of_the_terminal(monkeypatch, tmp_path, capfd):
+    """With W&B's cache dir unwritable its service printed ~18 log lines to stderr."""
+    import wandb
+
+    wandb.teardown()  # a fresh service, started by this run
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("WANDB_CACHE_DIR", str(blocker / "cache"))
+    res = run("xor-mlp", epochs=2, explain=False)
+    assert read_run(res.dir)["config"]["epochs"] == 2
+    out, err = capfd.readouterr()
+    assert "INFO" not in err and "ERROR" not in err and "wandb" not in err.lower()

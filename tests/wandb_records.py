@@ -40,13 +40,16 @@ def records(path: Path):
 
 
 def read_run(run_dir: Path) -> dict:
-    """{'config': {...}, 'history': [{...}], 'summary': {...}} from the offline run files."""
+    """{'config': {...}, 'history': [{...}], 'summary': {...}, 'metrics': {name: step_metric}}
+    from the offline run files (`metrics`: the `define_metric` declarations)."""
     files = list(Path(run_dir).glob("wandb/offline-run-*/run-*.wandb"))
     assert files, f"no offline W&B run under {run_dir}"
-    out: dict = {"config": {}, "history": [], "summary": {}}
+    out: dict = {"config": {}, "history": [], "summary": {}, "metrics": {}}
     for rec in records(files[0]):
         kind = rec.WhichOneof("record_type")
-        if kind == "config":
+        if kind == "metric":
+            out["metrics"][rec.metric.name] = rec.metric.step_metric
+        elif kind == "config":
             for item in rec.config.update:
                 out["config"][_key(item)] = json.loads(item.value_json)
         elif kind == "run":
