@@ -84,9 +84,10 @@ def execute(name: str, overrides: dict[str, Any] | None = None, *,
 
     if resume:
         path = rundir.find(resume, name, runs_dir)
+        _resumable(path, name, resume, overrides)  # refuse before touching the run, even .lock
         lock = rundir.RunLock(path).acquire()  # one owner, before the run is read or written
         try:
-            saved = _resumable(path, name, resume, overrides)
+            saved = _resumable(path, name, resume, overrides)  # again: it may have changed
             values = {**saved.get("config", {}), **(overrides or {})}
             origin = {k: (sources or {}).get(k, "--set") for k in overrides or {}}
             cfg = config_mod.build(lab_cls.Config, values, source=str(path), sources=origin)
