@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from labs import checkpoint
+from labs import checkpoint, distributed  # ddp
 from labs.callbacks import Checkpoint, EarlyStopping, ProgressBar, TrackMetrics, progress_enabled
 from labs.data import Dataset, TensorLoader
 from labs.trainer import Callback, History, StepFn, Trainer, supervised_step
@@ -97,6 +97,8 @@ class Run:
         if scheduler is None:
             scheduler = make_scheduler(optimizer, getattr(cfg, "lr_schedule", "none"), epochs)
         net = model.to(self.device)
+        net = distributed.wrap_model(net, self.device, optimizer,  # ddp
+                                     custom_step=step is not supervised_step)  # ddp
         if getattr(cfg, "compile", False):
             net = torch.compile(net)
         monitor = monitor or ("val_loss" if data.val is not None else "train_loss")
@@ -117,6 +119,7 @@ class Run:
                                       "train_loss")
         loader = train if train is not None else TensorLoader(
             data.train, batch_size, device=self.device, seed=getattr(cfg, "seed", 0))
+        loader = distributed.shard(loader)  # ddp: this rank's part of every batch
         history = trainer.fit(loader, val=data.val)
         test = trainer.evaluate(data.test)
         self.data = data

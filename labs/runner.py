@@ -69,10 +69,12 @@ def execute(name: str, overrides: dict[str, Any] | None = None, *,
     """Run lab `name` from start to summary, or resume the run `resume`."""
     lab_cls = load_lab(name)
     from labs import device as device_mod
+    from labs import distributed  # ddp
     from labs.context import Run
     from labs.tracker import Tracker
     from labs.trainer import seed_everything
 
+    distributed.init_from_env()  # ddp: joins torchrun's process group; no-op in one process
     if resume:
         path = rundir.find(resume, name, runs_dir)
         saved = rundir.read_yaml(path / "config.yaml")
@@ -91,11 +93,17 @@ def execute(name: str, overrides: dict[str, Any] | None = None, *,
     else:
         cfg = resolve_config(lab_cls, overrides, config_file)
         dev = device_mod.choose(cfg.device)  # a bad device fails before a directory is made
-        run_id, path = rundir.create(name, runs_dir)
+        run_id, path = distributed.on_main(rundir.create, name, runs_dir)  # ddp: rank 0 makes it
         meta = {"lab": name, "run_id": run_id,
                 "created": dt.datetime.now().isoformat(timespec="seconds"), "command": command}
+    dev = distributed.device(dev)  # ddp: one GPU per process (LOCAL_RANK)
+    distributed.barrier()  # ddp: every rank has read a resumed run before rank 0 rewrites it
+    if not distributed.is_main():  # ddp: ranks > 0 train along in a scratch directory
+        return distributed.follow(lab_cls, name, run_id, path, cfg, dev, resume=bool(resume),
+                                  callbacks=callbacks)
     meta.update(config=config_mod.to_dict(cfg), seed=cfg.seed, device=str(dev),
                 versions=versions(lab_cls.source))
+    meta["world_size"] = distributed.world_size()  # ddp
     rundir.write_yaml(path / "config.yaml", meta)
     rundir.write_summary(path, "running", {}, "")
 

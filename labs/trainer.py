@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from labs import distributed  # ddp
+
 Batch = tuple[torch.Tensor, torch.Tensor]
 StepFn = Callable[["Trainer", torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]
 
@@ -135,6 +137,7 @@ class Trainer:
             self._call("on_epoch_start", epoch)
             t0 = time.perf_counter()
             logs = self._train_epoch(train)
+            logs = distributed.all_reduce_mean(logs)  # ddp: every rank logs (and stops) alike
             if val is not None:
                 logs.update({f"val_{k}": v for k, v in self.evaluate(val).items()})
             if isinstance(self.optimizer, dict):
@@ -211,7 +214,7 @@ class Trainer:
     def state_dict(self) -> dict[str, Any]:
         return {
             # a torch.compile'd model saves its original module's keys: checkpoints stay portable
-            "model": getattr(self.model, "_orig_mod", self.model).state_dict(),
+            "model": distributed.unwrap(self.model).state_dict(),  # ddp
             "optimizer": _opt_state(self.optimizer),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "scaler": self.scaler.state_dict(),
@@ -225,7 +228,7 @@ class Trainer:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         from labs.checkpoint import load_weights
 
-        load_weights(getattr(self.model, "_orig_mod", self.model), state["model"])
+        load_weights(distributed.unwrap(self.model), state["model"])  # ddp
         _load_opt_state(self.optimizer, state.get("optimizer"))
         if self.scheduler is not None and state.get("scheduler") is not None:
             self.scheduler.load_state_dict(state["scheduler"])
