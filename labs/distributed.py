@@ -128,9 +128,8 @@ def on_main(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 
 
 def _comm_device() -> torch.device:
-    # NCCL carries CUDA tensors only; gloo carries CPU tensors
-    if torch.cuda.is_available() and dist.get_backend() != "gloo":
-        return torch.device("cuda", torch.cuda.current_device())
+    # the few numbers exchanged here go over gloo, which every group has: NCCL would need each
+    # rank on its own GPU even in a `--device cpu` run on a machine that has one GPU
     return torch.device("cpu")
 
 
