@@ -119,7 +119,7 @@ class Run:
                                       "train_loss")
         loader = train if train is not None else TensorLoader(
             data.train, batch_size, device=self.device, seed=getattr(cfg, "seed", 0))
-        loader = distributed.shard(loader)  # ddp: this rank's part of every batch
+        loader = distributed.shard(loader, seed=getattr(cfg, "seed", 0))  # ddp: this rank's part
         history = trainer.fit(loader, val=data.val)
         test = trainer.evaluate(data.test)
         self.data = data
