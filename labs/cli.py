@@ -54,6 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--wandb-project", default=os.environ.get("WANDB_PROJECT", "labs"))
     run.add_argument("--wandb-entity", default=os.environ.get("WANDB_ENTITY"))
     run.add_argument("--runs-dir", help="where runs go (default: $LAB_RUNS_DIR or ./runs)")
+    run.add_argument("--devices", type=int, metavar="N",
+                     help="train data-parallel in N processes (torchrun; one per GPU on CUDA)")
 
     runs = sub.add_parser("runs", help="list past runs")
     runs.add_argument("lab", nargs="?", help="only this lab's runs")
@@ -166,6 +168,11 @@ def cmd_run(args: argparse.Namespace) -> int:
                                             or "offline")
     if mode not in ("offline", "online", "disabled", "dryrun"):
         raise LabError(f"WANDB_MODE={mode} is not offline, online or disabled")
+    if args.devices is not None and args.devices != 1:  # relaunch under torchrun
+        from labs.distributed import launch
+
+        return launch(args.devices, args.argv, args.name, overrides, config_file=args.config,
+                      resume=bool(args.resume))
     from labs.runner import execute
 
     with _sigterm_interrupts(), warnings.catch_warnings():

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from labs import checkpoint
+from labs import checkpoint, distributed
 from labs.callbacks import Checkpoint, EarlyStopping, ProgressBar, TrackMetrics, progress_enabled
 from labs.data import Dataset, for_eval, make_loader
 from labs.trainer import Callback, History, StepFn, Trainer, supervised_eval_step, supervised_step
@@ -109,6 +109,7 @@ class Run:
         batch_size = batch_size or getattr(cfg, "batch_size", 64)
         loader = train if train is not None else make_loader(
             data.train, batch_size, device=self.device, seed=getattr(cfg, "seed", 0))
+        loader = distributed.shard(loader, seed=getattr(cfg, "seed", 0))  # this rank's part
         if optimizer is None:
             optimizer = torch.optim.Adam(model.parameters(), lr=getattr(cfg, "lr", 1e-3))
         if scheduler is None:
@@ -116,6 +117,8 @@ class Run:
                 optimizer, getattr(cfg, "lr_schedule", "none"), epochs,
                 len(loader) if hasattr(loader, "__len__") else None)
         net = model.to(self.device)
+        net = distributed.wrap_model(net, self.device, optimizer,  # DDP under torchrun
+                                     custom_step=step is not supervised_step)
         if getattr(cfg, "compile", False):
             net = torch.compile(net)
         monitor = monitor or ("val_loss" if data.val is not None else "train_loss")

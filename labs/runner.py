@@ -78,14 +78,16 @@ def execute(name: str, overrides: dict[str, Any] | None = None, *,
     override came from (`{"seed": "--seed"}`; default `--set`) for the error messages."""
     lab_cls = load_lab(name)
     from labs import device as device_mod
+    from labs import distributed
     from labs.context import Run
     from labs.tracker import Tracker
     from labs.trainer import seed_everything
 
+    distributed.init_from_env()  # joins torchrun's process group; no-op in one process
     if resume:
         path = rundir.find(resume, name, runs_dir)
         _resumable(path, name, resume, overrides)  # refuse before touching the run, even .lock
-        lock = rundir.RunLock(path).acquire()  # one owner, before the run is read or written
+        lock = _own(path)  # one owner, before the run is read or written
         try:
             saved = _resumable(path, name, resume, overrides)  # again: it may have changed
             values = {**saved.get("config", {}), **(overrides or {})}
@@ -93,18 +95,25 @@ def execute(name: str, overrides: dict[str, Any] | None = None, *,
             cfg = config_mod.build(lab_cls.Config, values, source=str(path), sources=origin)
             dev = device_mod.choose(cfg.device)
         except BaseException:
-            lock.release()
+            if lock is not None:
+                lock.release()
             raise
         run_id, meta = path.name, saved
     else:
         cfg = resolve_config(lab_cls, overrides, config_file, sources)
         dev = device_mod.choose(cfg.device)  # a bad device fails before a directory is made
-        run_id, path = rundir.create(name, runs_dir)
-        lock = rundir.RunLock(path).acquire()
+        run_id, path = distributed.on_main(rundir.create, name, runs_dir)  # rank 0 makes it
+        lock = _own(path)
         meta = {"lab": name, "run_id": run_id,
                 "created": dt.datetime.now().isoformat(timespec="seconds"), "command": command}
+    dev = distributed.device(dev)  # one GPU per process (LOCAL_RANK)
+    distributed.barrier()  # every rank has read a resumed run before rank 0 rewrites it
+    if not distributed.is_main():  # ranks > 0 train along in a scratch directory
+        return distributed.follow(lab_cls, name, run_id, path, cfg, dev, resume=bool(resume),
+                                  callbacks=callbacks)
     meta.update(config=config_mod.to_dict(cfg), seed=cfg.seed, device=str(dev),
                 versions=versions(lab_cls.source))
+    meta["world_size"] = distributed.world_size()
     rundir.write_yaml(path / "config.yaml", meta)
     rundir.write_summary(path, "running", {}, "")
 
@@ -142,7 +151,8 @@ def execute(name: str, overrides: dict[str, Any] | None = None, *,
         tracker.summary(metrics)
         tracker.finish()
     finally:
-        lock.release()
+        if lock is not None:
+            lock.release()
     return Result(name, run_id, path, metrics, cfg, dict(run.models))
 
 
@@ -163,6 +173,13 @@ def out_of_memory(e: BaseException, device: Any = "cpu") -> str:
 
 def _gib(n: int) -> str:
     return f"{n / 2**30:,.1f} GiB ({n:,} bytes)" if n >= 2**30 else f"{n:,} bytes"
+
+
+def _own(path: Path) -> rundir.RunLock | None:
+    """The run's lock, held by the one process that writes the run (rank 0 under torchrun)."""
+    from labs import distributed
+
+    return rundir.RunLock(path).acquire() if distributed.is_main() else None
 
 
 def _resumable(path: Path, name: str, resume: str, overrides: dict[str, Any] | None) -> dict:

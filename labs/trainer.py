@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
+from labs import distributed
 from labs.errors import TrainingDiverged
 
 Batch = Any  # a tensor, a tuple/list, a dict or a PackedSequence, nested as a lab likes
@@ -361,6 +362,7 @@ class Trainer:
                 lrs = self.learning_rates()  # as the epoch starts: what an epoch schedule used
                 self.in_epoch = True
                 logs = self._train_epoch(train, epoch)
+                logs = distributed.all_reduce_mean(logs)  # every rank logs (and stops) alike
                 if val is not None:
                     logs.update({f"val_{k}": v for k, v in self.evaluate(val).items()})
                 logs.update(lrs)
@@ -465,8 +467,8 @@ class Trainer:
     def state_dict(self) -> dict[str, Any]:
         s = self.scheduler
         return {
-            # a torch.compile'd model saves its original module's keys: checkpoints stay portable
-            "model": getattr(self.model, "_orig_mod", self.model).state_dict(),
+            # the module inside DDP / torch.compile wrappers: checkpoints stay portable
+            "model": distributed.unwrap(self.model).state_dict(),
             "optimizer": _opt_state(self.optimizer),
             "scheduler": _opt_state(s),
             "scaler": self.scaler.state_dict(),
@@ -481,7 +483,7 @@ class Trainer:
         """Restore what `state_dict` saved; `path` names the file in error messages."""
         from labs.checkpoint import load_weights
 
-        load_weights(getattr(self.model, "_orig_mod", self.model), state["model"], path)
+        load_weights(distributed.unwrap(self.model), state["model"], path)
         _load_opt_state(self.optimizer, state.get("optimizer"))
         _load_opt_state(self.scheduler, state.get("scheduler"))
         if state.get("scaler"):
