@@ -41,6 +41,7 @@ class LabConfig:
     explain: bool = option(True, "explain a few test predictions with LIME after training")
     explain_samples: int = option(3, "how many test samples to explain")
     explain_num_samples: int = option(1000, "LIME perturbations per explanation")
+    threads: int = option(0, "torch intra-op threads (0: auto, 1 for small models on few cores)")
 
 
 @dataclass

@@ -69,6 +69,7 @@ def execute(name: str, overrides: dict[str, Any] | None = None, *,
     """Run lab `name` from start to summary, or resume the run `resume`."""
     lab_cls = load_lab(name)
     from labs import device as device_mod
+    from labs import threads as threads_mod
     from labs.context import Run
     from labs.tracker import Tracker
     from labs.trainer import seed_everything
@@ -91,11 +92,12 @@ def execute(name: str, overrides: dict[str, Any] | None = None, *,
     else:
         cfg = resolve_config(lab_cls, overrides, config_file)
         dev = device_mod.choose(cfg.device)  # a bad device fails before a directory is made
+        threads_mod.resolve(cfg.threads)  # and so does a bad thread count
         run_id, path = rundir.create(name, runs_dir)
         meta = {"lab": name, "run_id": run_id,
                 "created": dt.datetime.now().isoformat(timespec="seconds"), "command": command}
     meta.update(config=config_mod.to_dict(cfg), seed=cfg.seed, device=str(dev),
-                versions=versions(lab_cls.source))
+                threads=threads_mod.apply(cfg.threads), versions=versions(lab_cls.source))
     rundir.write_yaml(path / "config.yaml", meta)
     rundir.write_summary(path, "running", {}, "")
 
