@@ -146,6 +146,13 @@ def summary() -> str:
     """The short list for the top-level README's "Measured" section."""
     lines = []
     t, labs, th, fg = load("trainer"), load("labs"), load("threads"), load("figures")
+    m = next((d["machine"] for d in (t, labs, th, fg) if d), None)
+    if m:
+        load_at = m.get("load_1min_at_start")
+        lines += [f"Machine: {m['cpu']}, {m['cores']} cores, GPU: {m.get('gpu') or 'none'}, "
+                  f"torch {m['versions'].get('torch')}"
+                  + (f"; 1-minute load {load_at:.1f} when the runs began (a shared machine: "
+                     f"read the ratios)" if load_at is not None else "") + ".", ""]
     if t:
         for b, rows in t["batches"].items():
             r = {v: x["ratio_to_hand"]["median"] for v, x in rows.items()}
