@@ -28,12 +28,15 @@ from pathlib import Path
 os.environ.setdefault("TQDM_DISABLE", "1")
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _common  # noqa: E402
 import numpy as np  # noqa: E402
 import skimage  # noqa: E402
 import sklearn  # noqa: E402
 import torch  # noqa: E402
 from lime.lime_image import LimeImageExplainer  # noqa: E402
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 
 import explain  # noqa: E402
@@ -64,9 +67,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--num-samples", type=int, default=1000)
+    ap.add_argument("--no-write", action="store_true", help="print only, keep the JSON as is")
     args = ap.parse_args()
     n = args.num_samples
 
+    from labs import threads
+
+    threads.apply(0)  # the framework's thread rule, for every variant alike
     digits = load_digits()
     x = (digits.data / 16.0).astype(np.float32)
     y = digits.target
@@ -113,7 +120,9 @@ def main() -> None:
     fig_ms = []
     for _ in range(5):
         t = time.perf_counter()
-        explainer.figure(subject, e).savefig(io.BytesIO(), format="png", dpi=100)
+        fig = explainer.figure(subject, e)
+        fig.set_dpi(100)
+        FigureCanvasAgg(fig).print_png(io.BytesIO())  # as explain.runner saves it
         fig_ms.append((time.perf_counter() - t) * 1e3)
 
     print(f"python {platform.python_version()} · numpy {np.__version__} · torch {torch.__version__}"
@@ -130,6 +139,16 @@ def main() -> None:
               f"{med / ref_med:>11.2f}x / {min(ts) / ref_min:.2f}x")
     print(f"\nfigure rendering per explanation (3-panel PNG, dpi 100): median "
           f"{statistics.median(fig_ms):.0f} ms, min {min(fig_ms):.0f} ms (not in the ratio)")
+    result = {"machine": _common.machine(), "repeats": args.repeats,
+              "setting": f"one 8x8 digit, MLP 64-64-10, {n} perturbations, 2x2 grid = "
+                         f"{grid.max() + 1} segments, {args.repeats} interleaved runs",
+              "variants": {name: {"median": round(statistics.median(ts), 2),
+                                  "min": round(min(ts), 2),
+                                  "ratio_median": round(statistics.median(ts) / ref_med, 3)}
+                           for name, ts in times.items()},
+              "figure_ms": round(statistics.median(fig_ms), 1)}
+    if not args.no_write:
+        print(f"wrote {_common.write('explain', result)}")
 
 
 if __name__ == "__main__":

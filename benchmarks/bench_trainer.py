@@ -1,142 +1,246 @@
-"""The shared trainer against a hand-written loop on the digits MLP (FACTS.md's setting:
-64 -> 64 ReLU -> 10, Adam 1e-3, batch 64, 30 epochs, standardized 80/20 split, seed 0).
+"""The shared trainer against a hand-written loop, one fresh process per measurement.
 
-Rows: a hand-written loop slicing tensors with randperm; the same loop through a per-sample
-DataLoader; the bare `Trainer` (no callbacks); the full `lab run digits-mlp` path's `run.fit`
-(tracker file, checkpoint every epoch, no W&B, no explanations). Lightning is added when it is
-installed. All in one process, interleaved, `--repeat` times; compare ratios, not absolutes.
+The same model on every side: the digits MLP 64 -> 64 ReLU -> 10, no dropout, Adam 1e-3,
+30 epochs, standardized 80/20 split, seed 0, at batch 64 and batch 256. Variants:
 
-    python benchmarks/bench_trainer.py [--repeat 3] [--epochs 30]
+    hand        a hand-written loop slicing tensors with randperm (the reference)
+    trainer     the bare `Trainer` (no callbacks)
+    fit         `run.fit` with its default callbacks, W&B off (`track=False`)
+    fit-wandb   `run.fit` with its default callbacks, W&B offline (the `lab run` default)
+    lightning   Lightning's Trainer, no logger/checkpoint/progress bar (only when installed:
+                `pip install -e ".[bench]"`)
+
+Each measurement is its own interpreter (Lightning in the same process slows what runs after
+it), variants interleaved within a round, `--rounds` rounds; ms/epoch is the wall time of the
+fit (imports and data loading excluded) over the epochs. The ratio is to the hand loop of the
+SAME round and batch size, then the median and range over the rounds.
+
+    python benchmarks/bench_trainer.py [--rounds 5] [--epochs 30] [--batches 64 256]
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
+import importlib.util
+import json
+import sys
 import tempfile
 import time
+from pathlib import Path
 
-import torch
-from torch import nn
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 
-from labs import TensorLoader, Trainer, datasets, models, run
+import _common  # noqa: E402
+
+VARIANTS = {
+    "hand": "hand-written loop (randperm slices)",
+    "trainer": "bare `Trainer`",
+    "fit": "`run.fit`, default callbacks, W&B off",
+    "fit-wandb": "`run.fit`, default callbacks, W&B offline",
+    "lightning": "Lightning `Trainer` (no logger/ckpt/bar)",
+}
 
 
-def hand_loop(data, epochs, loader=False):
-    torch.manual_seed(0)
-    model = models.mlp(64, [64], 10)
-    opt = torch.optim.Adam(model.parameters(), 1e-3)
-    loss_fn = nn.CrossEntropyLoss()
-    x, y = data.train.x, data.train.y
-    if loader:
-        dl = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=64,
-                                         shuffle=True)
-    for _ in range(epochs):
-        model.train()
-        batches = dl if loader else (
-            (x[idx], y[idx]) for idx in torch.randperm(len(x)).split(64))
-        for xb, yb in batches:
-            opt.zero_grad()
-            loss_fn(model(xb), yb).backward()
-            opt.step()
+# -- workers: one variant, one batch size, in this process ----------------------------------
+
+def _model():
+    from labs import models
+
+    return models.mlp(64, [64], 10)  # 64 -> 64 ReLU -> 10, no dropout
+
+
+def _acc(model, data) -> float:
+    import torch
+
     with torch.no_grad():
+        model.eval()
         return (model(data.test.x).argmax(-1) == data.test.y).float().mean().item()
 
 
-def bare_trainer(data, epochs):
-    torch.manual_seed(0)
-    model = models.mlp(64, [64], 10)
-    t = Trainer(model, torch.optim.Adam(model.parameters(), 1e-3), nn.CrossEntropyLoss(),
-                epochs=epochs)
-    t.fit(TensorLoader(data.train, 64))
-    return t.evaluate(data.test)["acc"]
-
-
-def trainer_with_callbacks(data, epochs):
-    """The trainer with what `run.fit` adds per epoch: metrics file and atomic checkpoints."""
-    from labs.callbacks import Checkpoint, TrackMetrics
-    from labs.tracker import Tracker
+def work_hand(data, batch: int, epochs: int, threads: int) -> tuple[float, float]:
+    import torch
 
     torch.manual_seed(0)
-    model = models.mlp(64, [64], 10)
+    model = _model()
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    x, y = data.train.x, data.train.y
+    t = time.perf_counter()
+    for _ in range(epochs):
+        model.train()
+        for idx in torch.randperm(len(x)).split(batch):
+            opt.zero_grad()
+            loss_fn(model(x[idx]), y[idx]).backward()
+            opt.step()
+    return time.perf_counter() - t, _acc(model, data)
+
+
+def work_trainer(data, batch: int, epochs: int, threads: int) -> tuple[float, float]:
+    import torch
+
+    from labs import TensorLoader, Trainer
+
+    torch.manual_seed(0)
+    model = _model()
+    trainer = Trainer(model, torch.optim.Adam(model.parameters(), 1e-3),
+                      torch.nn.CrossEntropyLoss(), epochs=epochs)
+    t = time.perf_counter()
+    trainer.fit(TensorLoader(data.train, batch))
+    return time.perf_counter() - t, _acc(model, data)
+
+
+def _work_fit(batch: int, epochs: int, track: str | bool, threads: int
+              ) -> tuple[float, float]:
+    from labs import Callback, run
+
+    class FitTimer(Callback):  # last in the callback list: times the whole fit
+        def on_fit_start(self, trainer):
+            self.t0 = time.perf_counter()
+
+        def on_fit_end(self, trainer):
+            self.seconds = time.perf_counter() - self.t0
+
+    timer = FitTimer()
     with tempfile.TemporaryDirectory() as d:
-        tracker = Tracker(d, wandb_mode="disabled")
-        t = Trainer(model, torch.optim.Adam(model.parameters(), 1e-3), nn.CrossEntropyLoss(),
-                    epochs=epochs, callbacks=[TrackMetrics(tracker), Checkpoint(d, "train_loss")])
-        t.fit(TensorLoader(data.train, 64))
-        tracker.finish()
-    return t.evaluate(data.test)["acc"]
+        res = run("digits-mlp", hidden=[64], dropout=0.0, activation="relu", lr=1e-3,
+                  epochs=epochs, batch_size=batch, lr_schedule="none", explain=False,
+                  threads=threads, track=track, runs_dir=d, progress=False,
+                  callbacks=[timer])
+    return timer.seconds, res.metrics["test_acc"]
 
 
-def full_fit(data, epochs):
-    with tempfile.TemporaryDirectory() as d:
-        res = run("digits-mlp", epochs=epochs, explain=False, track=False, runs_dir=d,
-                  progress=False)
-    return res.metrics["test_acc"]
+def work_fit(data, batch: int, epochs: int, threads: int) -> tuple[float, float]:
+    return _work_fit(batch, epochs, False, threads)
 
 
-def lightning(data, epochs):
+def work_fit_wandb(data, batch: int, epochs: int, threads: int) -> tuple[float, float]:
+    return _work_fit(batch, epochs, "offline", threads)
+
+
+def work_lightning(data, batch: int, epochs: int, threads: int) -> tuple[float, float]:
     import lightning as L
+    import torch
 
     class Module(L.LightningModule):
         def __init__(self):
             super().__init__()
-            self.net = models.mlp(64, [64], 10)
+            self.net = _model()
 
-        def training_step(self, batch, _):
-            x, y = batch
-            return nn.functional.cross_entropy(self.net(x), y)
+        def training_step(self, b, _):
+            return torch.nn.functional.cross_entropy(self.net(b[0]), b[1])
 
         def configure_optimizers(self):
             return torch.optim.Adam(self.parameters(), 1e-3)
 
+    class Batches:  # the hand loop's batching: Lightning 2 takes any re-iterable
+        def __iter__(self):
+            x, y = data.train.x, data.train.y
+            return ((x[i], y[i]) for i in torch.randperm(len(x)).split(batch))
+
+        def __len__(self):
+            return -(-len(data.train.x) // batch)
+
     torch.manual_seed(0)
     m = Module()
-    dl = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(data.train.x, data.train.y),
-                                     batch_size=64, shuffle=True)
-    L.Trainer(max_epochs=epochs, logger=False, enable_checkpointing=False,
-              enable_progress_bar=False, enable_model_summary=False,
-              accelerator="cpu").fit(m, dl)
-    with torch.no_grad():
-        return (m.net(data.test.x).argmax(-1) == data.test.y).float().mean().item()
+    trainer = L.Trainer(max_epochs=epochs, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False,
+                        accelerator="cpu", devices=1)
+    t = time.perf_counter()
+    trainer.fit(m, Batches())
+    return time.perf_counter() - t, _acc(m.net, data)
+
+
+def worker_main(variant: str, batch: int, epochs: int, threads: int) -> None:
+    import torch
+
+    from labs import datasets
+    from labs import threads as threads_mod
+
+    threads_mod.apply(threads)  # what `lab run` does: every side gets the same thread count
+    data = datasets.digits(seed=0)
+    seconds, acc = globals()[f"work_{variant.replace('-', '_')}"](data, batch, epochs, threads)
+    print(json.dumps({"ms_per_epoch": 1e3 * seconds / epochs, "acc": acc,
+                      "threads": torch.get_num_threads(),
+                      "steps_per_epoch": -(-len(data.train.x) // batch)}))
+
+
+# -- the driver ------------------------------------------------------------------------------
+
+def lightning_available() -> bool:
+    return importlib.util.find_spec("lightning") is not None
+
+
+def measure(rounds: int, epochs: int, batches: list[int], variants: list[str],
+            threads: int) -> dict:
+    script = Path(__file__).resolve()
+    raw = {b: {v: [] for v in variants} for b in batches}
+    accs = {b: {} for b in batches}
+    steps = {}
+    used = None
+    for r in range(rounds):
+        order = variants[r % len(variants):] + variants[:r % len(variants)]  # rotate positions
+        for b in batches:
+            for v in order:
+                with tempfile.TemporaryDirectory() as wd:
+                    res = _common.worker(script, ["--worker", v, "--batch", str(b),
+                                                  "--epochs", str(epochs),
+                                                  "--threads", str(threads)],
+                                         WANDB_DIR=wd, WANDB_CACHE_DIR=wd, WANDB_CONFIG_DIR=wd)
+                raw[b][v].append(res["ms_per_epoch"])
+                accs[b][v] = res["acc"]
+                used, steps[b] = res["threads"], res["steps_per_epoch"]
+                print(f"round {r + 1}/{rounds} batch {b:>3} {v:<10} "
+                      f"{res['ms_per_epoch']:7.2f} ms/epoch", file=sys.stderr)
+    out = {"setting": {"model": "digits MLP 64 -> 64 ReLU -> 10, no dropout", "optimizer":
+                       "Adam 1e-3", "epochs": epochs, "rounds": rounds, "seed": 0,
+                       "torch_threads": used, "threads_option": threads,
+                       "process": "one fresh process per measurement"},
+           "labels": {v: VARIANTS[v] for v in variants}, "batches": {}}
+    for b in batches:
+        hand = raw[b]["hand"]
+        rows = {}
+        for v in variants:
+            ratios = [m / h for m, h in zip(raw[b][v], hand, strict=True)]
+            rows[v] = {"ms_per_epoch": _common.stats(raw[b][v]),
+                       "ratio_to_hand": _common.stats(ratios),
+                       "steps_per_epoch": steps[b], "test_acc": round(accs[b][v], 4),
+                       "raw_ms": [round(m, 3) for m in raw[b][v]]}
+        out["batches"][str(b)] = rows
+    return out
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--batches", type=int, nargs="+", default=[64, 256])
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch threads on every side (0: the framework's auto rule)")
+    p.add_argument("--worker", choices=list(VARIANTS), help=argparse.SUPPRESS)
+    p.add_argument("--batch", type=int, default=64, help=argparse.SUPPRESS)
+    p.add_argument("--no-write", action="store_true", help="print only, keep the JSON as is")
     args = p.parse_args()
-    data = datasets.digits(seed=0)
-    variants = {
-        "hand loop (randperm slices)": lambda: hand_loop(data, args.epochs),
-        "hand loop (DataLoader)": lambda: hand_loop(data, args.epochs, loader=True),
-        "labs Trainer (bare)": lambda: bare_trainer(data, args.epochs),
-        "labs Trainer + metrics file + ckpts": lambda: trainer_with_callbacks(data, args.epochs),
-        "whole `lab run` (data, 3 figures)": lambda: full_fit(data, args.epochs),
-    }
-    try:
-        import lightning  # noqa: F401
+    if args.worker:
+        return worker_main(args.worker, args.batch, args.epochs, args.threads)
 
-        variants["Lightning Trainer (no logger/ckpt)"] = lambda: lightning(data, args.epochs)
-    except ImportError:
-        pass
-    for fn in variants.values():  # warm-up: imports, first-call costs
-        fn()
-    times: dict[str, list[float]] = {k: [] for k in variants}
-    accs: dict[str, float] = {}
-    for _ in range(args.repeat):
-        for name, fn in variants.items():
-            t = time.perf_counter()
-            accs[name] = fn()
-            times[name].append(time.perf_counter() - t)
-    base = statistics.median(times["hand loop (randperm slices)"])
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.epochs} epochs, "
-          f"median of {args.repeat}")
-    print(f"{'variant':<38} {'ms/epoch':>9} {'ratio':>6} {'test acc':>9}")
-    for name, ts in times.items():
-        med = statistics.median(ts)
-        print(f"{name:<38} {1000 * med / args.epochs:>9.2f} {med / base:>6.2f} "
-              f"{accs[name]:>9.3f}")
+    variants = [v for v in VARIANTS if v != "lightning"]
+    note = None
+    if lightning_available():
+        variants.append("lightning")
+    else:
+        note = ("Lightning is not installed: its row is skipped "
+                "(`pip install -e \".[bench]\"` adds it)")
+        print(note, file=sys.stderr)
+    result = {"machine": _common.machine(),
+              **measure(args.rounds, args.epochs, args.batches, variants, args.threads)}
+    if note:
+        result["note"] = note
+    import render
+
+    print(render.trainer_table(result))
+    if not args.no_write:
+        print(f"\nwrote {_common.write('trainer', result)}")
 
 
 if __name__ == "__main__":

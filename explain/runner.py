@@ -50,7 +50,7 @@ def explain(subject: Subject, out_dir: Path | str | None, *, n: int = 3, num_sam
             if figures:
                 fig = explainer.figure(subject, e)
                 e.png = out / f"{name}.png"
-                fig.savefig(e.png, dpi=100)
+                _save_png(fig, e.png)
                 figs[name] = e.png
             e.json = out / f"{name}.json"
             e.json.write_text(json.dumps(e.to_dict(), indent=2, allow_nan=False))
@@ -63,3 +63,11 @@ def explain(subject: Subject, out_dir: Path | str | None, *, n: int = 3, num_sam
         report.json_path = out / "report.json"
         report.json_path.write_text(report.to_json())
     return report
+
+
+def _save_png(fig: Any, path: Path) -> None:
+    """PNG at dpi 100 through the Agg canvas directly (no pyplot, no backend switch)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig.set_dpi(100)
+    FigureCanvasAgg(fig).print_png(path)

@@ -95,6 +95,8 @@ class LabConfig:
     explain: bool = option(True, "explain a few test predictions with LIME after training")
     explain_samples: int = option(3, "how many test samples to explain", min=1)
     explain_num_samples: int = option(1000, "LIME perturbations per explanation", min=10)
+    threads: int = option(0, "torch intra-op threads (0: auto, 1 for small models on few cores)",
+                          min=0)
 
     def validate(self) -> None:
         """Checks across keys (`a + b < 1`), run after every key's own checks; raise

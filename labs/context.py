@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,10 +61,10 @@ class Run:
         self.tracker.log(metrics, step, axis=axis)
 
     def figure(self, name: str, fig: Any) -> Path:
-        """Save a matplotlib figure as `figures/<name>.png` and log it."""
+        """Save a matplotlib figure as `figures/<name>.png` (dpi 100) and log it."""
         path = self.dir / "figures" / f"{name}.png"
-        fig.savefig(path, dpi=110, bbox_inches="tight")
-        _close(fig)
+        _close(fig)  # out of pyplot's registry (if it was there): rendering needs no GUI
+        save_png(fig, path)
         self.figures[name] = path
         self.tracker.log_figure(f"figures/{name}", path)
         return path
@@ -190,10 +191,27 @@ def make_scheduler(optimizer: Any, kind: str, epochs: int,
     raise ConfigError(f"unknown lr_schedule '{kind}'; choose none, cosine, step or onecycle")
 
 
-def _close(fig: Any) -> None:
-    try:
-        import matplotlib.pyplot as plt
+FIGURE_DPI = 100
 
+
+def save_png(fig: Any, path: Path, dpi: int = FIGURE_DPI) -> None:
+    """Render with the Agg canvas directly: no pyplot state, no backend switch per save.
+
+    Figures laid out already (tight_layout, layout="constrained") are drawn once; only a
+    figure with no layout at all gets `bbox_inches="tight"`, whose cropping costs one more draw.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig)  # attaches itself as fig.canvas
+    if fig.get_layout_engine() is None:
+        fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    else:
+        fig.set_dpi(dpi)
+        fig.canvas.print_png(path)
+
+
+def _close(fig: Any) -> None:
+    """Drop a pyplot-made figure from pyplot's registry (pyplot is not imported for this)."""
+    plt = sys.modules.get("matplotlib.pyplot")
+    if plt is not None:
         plt.close(fig)
-    except Exception:  # a Figure made without pyplot has nothing to close
-        pass

@@ -79,6 +79,7 @@ def execute(name: str, overrides: dict[str, Any] | None = None, *,
     lab_cls = load_lab(name)
     from labs import device as device_mod
     from labs import distributed
+    from labs import threads as threads_mod
     from labs.context import Run
     from labs.tracker import Tracker
     from labs.trainer import seed_everything
@@ -102,6 +103,7 @@ def execute(name: str, overrides: dict[str, Any] | None = None, *,
     else:
         cfg = resolve_config(lab_cls, overrides, config_file, sources)
         dev = device_mod.choose(cfg.device)  # a bad device fails before a directory is made
+        threads_mod.resolve(cfg.threads)  # and so does a bad thread count
         run_id, path = distributed.on_main(rundir.create, name, runs_dir)  # rank 0 makes it
         lock = _own(path)
         meta = {"lab": name, "run_id": run_id,
@@ -112,7 +114,7 @@ def execute(name: str, overrides: dict[str, Any] | None = None, *,
         return distributed.follow(lab_cls, name, run_id, path, cfg, dev, resume=bool(resume),
                                   callbacks=callbacks)
     meta.update(config=config_mod.to_dict(cfg), seed=cfg.seed, device=str(dev),
-                versions=versions(lab_cls.source))
+                threads=threads_mod.apply(cfg.threads), versions=versions(lab_cls.source))
     meta["world_size"] = distributed.world_size()
     rundir.write_yaml(path / "config.yaml", meta)
     rundir.write_summary(path, "running", {}, "")

@@ -1,0 +1,219 @@
+"""Tables from benchmarks/results/*.json, written into README.md and benchmarks/README.md.
+
+Both files hold the generated text between `<!-- bench:start -->` and `<!-- bench:end -->`;
+nothing between the markers is typed by hand. Each bench script also prints its own table
+with these functions.
+
+    python benchmarks/render.py          # rewrite both READMEs from the JSON present
+    python benchmarks/render.py --check  # exit 1 if a README is out of date
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import RESULTS, ROOT, table  # noqa: E402
+
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def _mr(s: dict, fmt: str = "{:.1f}") -> str:
+    """median (min-max)"""
+    return f"{fmt.format(s['median'])} ({fmt.format(s['min'])}-{fmt.format(s['max'])})"
+
+
+def machine_line(m: dict) -> str:
+    v = m.get("versions", {})
+    parts = [f"{m['cpu']}", f"{m['cores']} cores", f"{m.get('ram_gib')} GiB RAM",
+             f"GPU: {m.get('gpu') or 'none'}", f"python {v.get('python')}",
+             f"torch {v.get('torch')}"]
+    if m.get("load_1min_at_start") is not None:
+        parts.append(f"load {m['load_1min_at_start']:.1f} at start")
+    return f"_{' · '.join(parts)} · {m.get('date', '')}_"
+
+
+def trainer_table(d: dict) -> str:
+    s = d["setting"]
+    out = [f"{s['model']}, {s['optimizer']}, {s['epochs']} epochs, {s['torch_threads']} torch "
+           f"thread(s), {s['rounds']} rounds, {s['process']}; median (range):"]
+    for b, rows in d["batches"].items():
+        steps = next(iter(rows.values()))["steps_per_epoch"]
+        out += ["", f"batch {b} ({steps} steps/epoch):", ""]
+        out.append(table(["variant", "ms/epoch", "/ hand loop (same round)", "test acc"], [
+            [d["labels"][v], _mr(r["ms_per_epoch"]), _mr(r["ratio_to_hand"], "{:.2f}"),
+             f"{r['test_acc']:.3f}"] for v, r in rows.items()]))
+    if d.get("note"):
+        out += ["", d["note"] + "."]
+    return "\n".join(out)
+
+
+def labs_table(d: dict) -> str:
+    rows = [[f"`{k}`", _mr(v, "{:.2f}")] for k, v in d["commands"].items()]
+    checks = "; ".join(f"{k}: {v}" for k, v in d.get("checks", {}).items())
+    return (f"fresh interpreter per command, {d['repeat']} interleaved repeats, "
+            f"seconds, median (range):\n\n" + table(["command", "wall s"], rows)
+            + (f"\n\n{checks}" if checks else ""))
+
+
+def imports_table(d: dict) -> str:
+    rows = [[f"`{k}`", _mr({k2: 1e3 * v[k2] for k2 in ("median", "min", "max")}, "{:.0f}")]
+            for k, v in d["imports"].items()]
+    return (f"`python -c \"import X\"` minus the `python -c pass` floor "
+            f"({1e3 * d['floor_s']:.0f} ms), ms, median (range):\n\n"
+            + table(["module", "import ms"], rows))
+
+
+def figures_table(d: dict) -> str:
+    rows = [[k, _mr(v["make"], "{:.0f}"), _mr(v["before"], "{:.0f}"), _mr(v["now"], "{:.0f}")]
+            for k, v in d["figures"].items()]
+    t = d["total_save_ms"]
+    return (f"ms per figure, median (range) of {d['repeat']}; `make` builds the figure, "
+            f"`before`/`now` render and write the PNG:\n\n"
+            + table(["figure", "make", "save before", "save now"], rows)
+            + f"\n\nsum of the medians: {t['before']:.0f} ms before, {t['now']:.0f} ms now; "
+              f"importing matplotlib.figure + Agg: {d['import_matplotlib_ms']:.0f} ms once.")
+
+
+def threads_table(d: dict) -> str:
+    out = [f"{d['usable_cores']} usable cores, {d['rounds']} rounds, one process per "
+           f"measurement, ms per epoch, median (range); \"contended\": one busy Python loop "
+           f"runs alongside."]
+    for cond, per_w in d["results"].items():
+        counts = list(next(iter(per_w.values())))
+        rows = [[d["labels"][w], *[_mr(per_n[n]["wall_ms_per_epoch"]) for n in counts],
+                 *[_mr(per_n[n]["cpu_ms_per_epoch"]) for n in counts]]
+                for w, per_n in per_w.items()]
+        out += ["", f"{cond}:", "", table(
+            ["workload", *[f"wall, {n} thr" for n in counts],
+             *[f"CPU, {n} thr" for n in counts]], rows)]
+    return "\n".join(out)
+
+
+def cli_table(d: dict) -> str:
+    rows = [[f"`{k}`", f"{v['median']:.3f}", f"{v['min']:.3f}"] for k, v in d["rows"].items()]
+    return (f"{d['repeat']} runs each, seconds:\n\n" + table(["command", "median", "min"], rows)
+            + f"\n\n`lab list`: {d['probe']}")
+
+
+def explain_table(d: dict) -> str:
+    rows = [[k, f"{v['median']:.1f}", f"{v['min']:.1f}", f"{v['ratio_median']:.2f}x"]
+            for k, v in d["variants"].items()]
+    return (f"{d['setting']}; ms per explanation:\n\n"
+            + table(["variant", "median ms", "min ms", "ratio (median)"], rows)
+            + f"\n\nfigure rendering per image explanation: {d['figure_ms']:.0f} ms (median)")
+
+
+SECTIONS = [  # (json name, title, how to run, table function)
+    ("trainer", "Training loop: the shared trainer vs a hand-written loop",
+     "python benchmarks/bench_trainer.py", trainer_table),
+    ("labs", "Whole `lab` commands", "python benchmarks/bench_labs.py", labs_table),
+    ("labs", "Import costs", "python benchmarks/bench_labs.py", imports_table),
+    ("figures", "Figures", "python benchmarks/bench_figures.py", figures_table),
+    ("threads", "Torch threads on small models", "python benchmarks/bench_threads.py",
+     threads_table),
+    ("cli", "CLI start-up", "python benchmarks/bench_cli.py", cli_table),
+    ("explain", "LIME through the framework vs bare lime", "python benchmarks/bench_explain.py",
+     explain_table),
+]
+
+
+def load(name: str) -> dict | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def full() -> str:
+    """All tables, for benchmarks/README.md."""
+    out, machines = [], {}
+    for name, title, cmd, fn in SECTIONS:
+        d = load(name)
+        out += [f"### {title}", "", f"`{cmd}` → `benchmarks/results/{name}.json`", ""]
+        if d is None:
+            out += ["_not measured yet_", ""]
+            continue
+        machines[name] = d.get("machine")
+        out += [fn(d), "", machine_line(d["machine"]) if d.get("machine") else "", ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def summary() -> str:
+    """The short list for the top-level README's "Measured" section."""
+    lines = []
+    t, labs, th, fg = load("trainer"), load("labs"), load("threads"), load("figures")
+    m = next((d["machine"] for d in (t, labs, th, fg) if d), None)
+    if m:
+        load_at = m.get("load_1min_at_start")
+        lines += [f"Machine: {m['cpu']}, {m['cores']} cores, GPU: {m.get('gpu') or 'none'}, "
+                  f"torch {m['versions'].get('torch')}"
+                  + (f"; 1-minute load {load_at:.1f} when the runs began (a shared machine: "
+                     f"read the ratios)" if load_at is not None else "") + ".", ""]
+    if t:
+        for b, rows in t["batches"].items():
+            r = {v: x["ratio_to_hand"]["median"] for v, x in rows.items()}
+            hand = rows["hand"]["ms_per_epoch"]["median"]
+            parts = [f"bare `Trainer` {r['trainer']:.2f}x", f"`run.fit` {r['fit']:.2f}x",
+                     f"with W&B offline {r['fit-wandb']:.2f}x"]
+            if "lightning" in r:
+                parts.append(f"Lightning {r['lightning']:.2f}x")
+            lines.append(f"- Digits MLP, batch {b}: hand-written loop {hand:.1f} ms/epoch; "
+                         + ", ".join(parts) + " (`bench_trainer.py`).")
+        if "lightning" not in t["labels"]:
+            lines.append("  Lightning was not installed for this run (`pip install -e "
+                         "\".[bench]\"`).")
+    if labs:
+        c = {k: v["median"] for k, v in labs["commands"].items()}
+        lines.append(
+            f"- Wall time (`bench_labs.py`): `lab list` {c['lab list']:.2f} s; "
+            f"`lab run digits-mlp` {c['lab run digits-mlp']:.1f} s "
+            f"({c['lab run digits-mlp --no-track']:.1f} s with `--no-track`); xor-mlp "
+            f"{c['lab run xor-mlp']:.1f} s; perceptron-gates {c['lab run perceptron-gates']:.1f}"
+            f" s (floor: `import torch` alone "
+            f"{labs['imports']['torch']['median']:.1f} s).")
+    if fg:
+        lines.append(f"- Figures (`bench_figures.py`): saving the 7 reference figures "
+                     f"{fg['total_save_ms']['before']:.0f} ms before, "
+                     f"{fg['total_save_ms']['now']:.0f} ms now (Agg canvas, dpi 100).")
+    if th:
+        a = th["results"]["contended"]["mlp-64"]
+        one, two = (a[n]["wall_ms_per_epoch"]["median"] for n in ("1", "2"))
+        lines.append(f"- Threads (`bench_threads.py`): digits MLP with another process busy: "
+                     f"{one:.0f} ms/epoch on 1 thread, {two:.0f} on 2; hence `threads=0` "
+                     f"(auto) uses 1 thread on machines with <= 2 cores.")
+    lines.append("- Every table, with the machine it ran on: "
+                 "[benchmarks/README.md](benchmarks/README.md).")
+    return "\n".join(lines) + "\n"
+
+
+def splice(path: Path, body: str) -> str:
+    text = path.read_text()
+    pat = re.compile(re.escape(START) + r".*?" + re.escape(END), re.S)
+    if not pat.search(text):
+        raise SystemExit(f"{path}: no {START} ... {END} markers")
+    return pat.sub(lambda _: f"{START}\n{body}{END}", text, count=1)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--check", action="store_true")
+    args = p.parse_args()
+    stale = []
+    for path, body in ((ROOT / "README.md", summary()),
+                       (ROOT / "benchmarks" / "README.md", full())):
+        new = splice(path, body)
+        if new != path.read_text():
+            stale.append(path)
+            if not args.check:
+                path.write_text(new)
+    if args.check and stale:
+        raise SystemExit(f"out of date: {', '.join(map(str, stale))}; run benchmarks/render.py")
+    print("updated: " + (", ".join(map(str, stale)) or "nothing"))
+
+
+if __name__ == "__main__":
+    main()
