@@ -47,17 +47,8 @@ class Explained:
 
 def read_meta(path: Path) -> dict:
     """A run's `config.yaml`, or one line saying why it cannot be read."""
-    import yaml
-
     f = path / "config.yaml"
-    try:
-        meta = rundir.read_yaml(f)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise ConfigError(f"{f} is not valid YAML{where}: the run's config is damaged") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"cannot read {f}: {getattr(e, 'strerror', None) or e}") from None
+    meta = rundir.read_yaml(f)  # one line for a damaged or unreadable file
     if not isinstance(meta, dict) or not isinstance(meta.get("config", {}), dict):
         raise ConfigError(f"{f} is not a run's config (a mapping with 'lab' and 'config')")
     if not isinstance(meta.get("lab"), str) or not meta["lab"]:

@@ -159,14 +159,18 @@ def write_yaml(path: Path, data: dict[str, Any]) -> None:
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
-    """A YAML mapping; a file that is not one is a one-line `LabError`."""
+    """A YAML mapping (a run's config.yaml); a file that is not one is a one-line `LabError`."""
     try:
         data = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as e:
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise LabError(f"cannot read {path}: {first}") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise LabError(f"{path} is not valid YAML{where}: the file is damaged") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise LabError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
     if not isinstance(data, dict):
-        raise LabError(f"cannot read {path}: not a YAML mapping (the file is corrupt)")
+        raise LabError(f"{path} is not a run's config (a mapping with 'lab' and 'config'): "
+                       f"the file is damaged")
     return data
 
 

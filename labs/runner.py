@@ -87,14 +87,17 @@ def execute(name: str, overrides: dict[str, Any] | None = None, *,
     distributed.init_from_env()  # joins torchrun's process group; no-op in one process
     if resume:
         path = rundir.find(resume, name, runs_dir)
-        _resumable(path, name, resume, overrides)  # refuse before touching the run, even .lock
-        lock = _own(path)  # one owner, before the run is read or written
-        try:
-            saved = _resumable(path, name, resume, overrides)  # again: it may have changed
+        def resumed() -> tuple[dict, Any, Any]:
+            saved = _resumable(path, name, resume, overrides)
             values = {**saved.get("config", {}), **(overrides or {})}
             origin = {k: (sources or {}).get(k, "--set") for k in overrides or {}}
             cfg = config_mod.build(lab_cls.Config, values, source=str(path), sources=origin)
-            dev = device_mod.choose(cfg.device)
+            return saved, cfg, device_mod.choose(cfg.device)
+
+        resumed()  # refuse a bad resume before touching the run, even its .lock
+        lock = _own(path)  # one owner, before the run is written
+        try:
+            saved, cfg, dev = resumed()  # again, as its owner: it may have changed meanwhile
         except BaseException:
             if lock is not None:
                 lock.release()
