@@ -151,7 +151,8 @@ a, b = nn.Linear(3, 2), nn.Linear(3, 2)
 model = nn.ModuleDict({"a": a, "b": b})
 opts = {"a": torch.optim.SGD(a.parameters(), 0.1), "b": torch.optim.SGD(b.parameters(), 0.1)}
 
-def step(trainer, x, y):  # calls the sub-modules directly, past any wrapper
+def step(trainer, batch):  # calls the sub-modules directly, past any wrapper
+    x, y = batch
     for name, opt in opts.items():
         opt.zero_grad()
         loss = nn.functional.cross_entropy(model[name](x), y)
