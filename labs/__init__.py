@@ -37,12 +37,19 @@ _EXPORTS = {
     "FitResult": "labs.context",
     "Trainer": "labs.trainer",
     "Callback": "labs.trainer",
+    # pieces a custom training / evaluation step uses
+    "supervised_step": "labs.trainer",
+    "supervised_eval_step": "labs.trainer",
+    "forward": "labs.trainer",
+    "split_batch": "labs.trainer",
+    "to_device": "labs.data",
     "History": "labs.trainer",
     "Tracker": "labs.tracker",
     # data
     "Dataset": "labs.data",
     "Split": "labs.data",
     "TensorLoader": "labs.data",
+    "make_loader": "labs.data",
     # explanations
     "Subject": "explain",
     "torch_predict": "explain",

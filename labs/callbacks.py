@@ -120,7 +120,7 @@ class Checkpoint(Callback):
             self._snapshot_cost = self._snapshot_time - t0
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, float]) -> None:
-        value = logs.get(self.monitor)
+        value = _monitored(self, logs)
         if value is not None and _better(value, self.best, self.mode):
             self.best, self.best_epoch = value, epoch
             model = getattr(trainer.model, "_orig_mod", trainer.model)
@@ -192,7 +192,7 @@ class EarlyStopping(Callback):
         return f"EarlyStopping[{self.monitor}]"
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, float]) -> None:
-        value = logs.get(self.monitor)
+        value = _monitored(self, logs)
         if value is None:
             return
         delta = -self.min_delta if self.mode == "min" else self.min_delta
@@ -260,3 +260,18 @@ def _in_jupyter() -> bool:
 
 def _better(value: float, best: float, mode: str) -> bool:
     return value < best if mode == "min" else value > best
+
+
+def _monitored(cb: Callback, logs: dict[str, float]) -> float | None:
+    """The monitored value of an epoch; a monitor that is never logged (a GAN step returns no
+    `loss`) is said once, not silently ignored for the whole fit."""
+    value = logs.get(cb.monitor)
+    if value is None and not getattr(cb, "_told_missing", False):
+        cb._told_missing = True
+        import warnings
+
+        shown = ", ".join(k for k in logs if k.startswith(("train_", "val_")))
+        warnings.warn(f"{type(cb).__name__}: monitor '{cb.monitor}' is not logged (logged: "
+                      f"{shown}); pass run.fit(monitor=...) one of those", RuntimeWarning,
+                      stacklevel=2)
+    return value

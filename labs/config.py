@@ -60,6 +60,7 @@ def option(default: Any, help: str, *, choices: typing.Sequence[Any] | None = No
 
 _UNITS = {"s": "s", "sec": "s", "secs": "s", "second": "s", "seconds": "s",
           "m": "min", "min": "min", "mins": "min", "minute": "min", "minutes": "min",
+          "h": "h", "hour": "h", "hours": "h",
           "epoch": "epoch", "epochs": "epoch", "step": "step", "steps": "step"}
 
 
@@ -78,8 +79,8 @@ def parse_interval(spec: str | int) -> tuple[float, str]:
             raise ConfigError(f"checkpoint_every={spec!r} is not understood: write e.g. '30s', "
                               f"'2min', '5 epochs' or '500 steps'")
         n, unit = float(m[1]), _UNITS[m[2]]
-        if unit == "min":
-            n, unit = n * 60, "s"
+        if unit in ("min", "h"):
+            n, unit = n * (60 if unit == "min" else 3600), "s"
     if n <= 0:
         raise ConfigError(f"checkpoint_every={spec!r} must be positive")
     return n, unit

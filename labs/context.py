@@ -113,6 +113,12 @@ class Run:
         loader = distributed.shard(loader, seed=getattr(cfg, "seed", 0))  # this rank's part
         if optimizer is None:
             optimizer = torch.optim.Adam(model.parameters(), lr=getattr(cfg, "lr", 1e-3))
+        schedule = getattr(cfg, "lr_schedule", "none")
+        if scheduler is not None and schedule != "none":
+            import warnings
+
+            warnings.warn(f"lr_schedule={schedule} is ignored: this lab brings its own "
+                          f"scheduler", RuntimeWarning, stacklevel=2)
         if scheduler is None:
             scheduler, scheduler_interval = make_scheduler(
                 optimizer, getattr(cfg, "lr_schedule", "none"), epochs,
@@ -144,8 +150,9 @@ class Run:
                 trainer.load_state_dict(state, path=last)
             # rows logged after the checkpoint (or before any, when the run was killed before
             # its first write) are logged again as the epochs rerun: drop them
-            self.tracker.forget_after(trainer.epoch, f"{name}/train_loss" if name else
-                                      "train_loss")
+            # (keyed on `epoch_time`: every epoch row has it, whatever its step returns)
+            self.tracker.forget_after(trainer.epoch, f"{name}/epoch_time" if name else
+                                      "epoch_time")
         val = None if data.val is None else for_eval(data.val, batch_size, device=self.device)
         history = trainer.fit(loader, val=val)
         test = trainer.evaluate(for_eval(data.test, batch_size, device=self.device))

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.nn.utils.rnn import PackedSequence
 
 SAMPLE_LIMIT = 256  # items `Dataset.sample` reads from a lazy split when not told how many
 
@@ -158,14 +159,27 @@ def _stack(values: list[Any]) -> np.ndarray:
 
 
 def to_device(batch: Any, device: torch.device | str, non_blocking: bool = False) -> Any:
-    """A batch of any structure (tensor, tuple, list, dict) with its tensors on `device`."""
+    """`batch` with every tensor in it on `device`, its structure kept (tuple, list, namedtuple,
+    dict, PackedSequence). Anything else (ints, strings, a list of lengths) is left as it is.
+
+    Lengths for `pack_padded_sequence` may be a tensor (it is moved; torch copies it back to
+    the CPU itself) or, to avoid that copy, a plain list of ints, which stays untouched.
+
+    >>> x, lengths, y = to_device((x, lengths, y), "cuda")
+    """
     if isinstance(batch, torch.Tensor):
+        if batch.device == device:  # already there (TensorLoader): skip the call's overhead
+            return batch
         return batch.to(device, non_blocking=non_blocking)
-    if isinstance(batch, (tuple, list)):
-        return type(batch)(to_device(b, device, non_blocking) for b in batch)
+    if isinstance(batch, PackedSequence):
+        return batch.to(device, non_blocking=non_blocking)
     if isinstance(batch, dict):
-        return {k: to_device(v, device, non_blocking) for k, v in batch.items()}
-    return batch  # strings, lengths lists and the like stay as they are
+        return type(batch)((k, to_device(v, device, non_blocking)) for k, v in batch.items())
+    if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # a namedtuple
+        return type(batch)(*(to_device(v, device, non_blocking) for v in batch))
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(v, device, non_blocking) for v in batch)
+    return batch
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:

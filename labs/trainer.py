@@ -28,6 +28,7 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
 from labs import distributed
+from labs.data import to_device  # noqa: F401  (part of the trainer API: custom steps use it)
 from labs.errors import TrainingDiverged
 
 Batch = Any  # a tensor, a tuple/list, a dict or a PackedSequence, nested as a lab likes
@@ -85,30 +86,6 @@ class History:
 
 
 # -- batches ---------------------------------------------------------------------------------
-
-def to_device(batch: Batch, device: torch.device | str, non_blocking: bool = False) -> Batch:
-    """`batch` with every tensor in it on `device`, its structure kept (tuple, list, namedtuple,
-    dict, PackedSequence). Anything else (ints, strings, a list of lengths) is left as it is.
-
-    Lengths for `pack_padded_sequence` may be a tensor (it is moved; torch copies it back to
-    the CPU itself) or, to avoid that copy, a plain list of ints, which stays untouched.
-
-    >>> x, lengths, y = to_device((x, lengths, y), "cuda")
-    """
-    if isinstance(batch, torch.Tensor):
-        if batch.device == device:  # already there (TensorLoader): skip the call's overhead
-            return batch
-        return batch.to(device, non_blocking=non_blocking)
-    if isinstance(batch, PackedSequence):
-        return batch.to(device, non_blocking=non_blocking)
-    if isinstance(batch, dict):
-        return type(batch)((k, to_device(v, device, non_blocking)) for k, v in batch.items())
-    if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # a namedtuple
-        return type(batch)(*(to_device(v, device, non_blocking) for v in batch))
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(to_device(v, device, non_blocking) for v in batch)
-    return batch
-
 
 def split_batch(batch: Batch) -> tuple[tuple, dict[str, Any], Any]:
     """(positional inputs, keyword inputs, target) of a batch, by the default convention:

@@ -179,3 +179,50 @@ def test_digits_mlp_validates_on_a_held_out_split(runs_dir):
     assert [r["epoch"] for r in epochs] == [1, 2] and all("val_loss" in r for r in epochs)
     assert all("global_step" in r for r in epochs)
     assert "val_loss" in torch.load(res.dir / "checkpoints" / "best.pt", weights_only=True)
+
+
+def _gan_like_step(trainer, batch):
+    """A step that returns no `loss` (a GAN's d_loss / g_loss)."""
+    x, y = batch
+    trainer.optimizer.zero_grad()
+    d_loss = nn.functional.cross_entropy(trainer.model(x), y)
+    trainer.backward(d_loss)
+    trainer.optimizer_step(trainer.optimizer)
+    return {"d_loss": d_loss.detach()}
+
+
+def test_resume_without_a_checkpoint_forgets_rows_of_a_step_without_loss(tmp_path):
+    """The rows of epochs a killed run logged are dropped on resume even when its step returns
+    no `loss` (they used to be logged twice: [1, 2, 1, 2, 3])."""
+    from labs.tracker import Tracker
+
+    tracker = Tracker(tmp_path, wandb_mode="disabled")
+    for epoch in (1, 2):  # what the killed run logged before its first checkpoint
+        tracker.log({"train_d_loss": 1.0, "epoch_time": 0.1}, step=epoch, axis="epoch")
+    cfg = SimpleNamespace(epochs=3, batch_size=16, lr=0.05, checkpoint_every="1h")
+    run = Run("t", "r1", tmp_path, cfg, torch.device("cpu"), tracker, resuming=True,
+              progress=False)
+    run.fit(nn.Linear(3, 2), Dataset(train=_data(), test=_data(seed=1)), step=_gan_like_step,
+            monitor="train_d_loss")
+    tracker.finish()
+    rows = [json.loads(r) for r in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "epoch_time" in r] == [1, 2, 3]
+
+
+def test_a_monitor_that_is_never_logged_is_said_once(tmp_path):
+    run = _run(tmp_path, early_stop=2)
+    with pytest.warns(RuntimeWarning, match="monitor 'train_loss' is not logged") as caught:
+        run.fit(nn.Linear(3, 2), Dataset(train=_data(), test=_data(seed=1)),
+                step=_gan_like_step)
+    said = [str(w.message) for w in caught if "is not logged" in str(w.message)]
+    assert len(said) == 2  # Checkpoint and EarlyStopping, each once for 4 epochs
+    assert all("train_d_loss" in m for m in said)
+
+
+def test_a_config_schedule_a_lab_overrides_is_not_silently_dropped(tmp_path):
+    run = _run(tmp_path, lr_schedule="cosine")
+    model = nn.Linear(3, 2)
+    opt = torch.optim.SGD(model.parameters(), 0.1)
+    with pytest.warns(RuntimeWarning, match="lr_schedule=cosine is ignored"):
+        run.fit(model, Dataset(train=_data(), test=_data(seed=1)), optimizer=opt,
+                scheduler=torch.optim.lr_scheduler.StepLR(opt, 1), loss=nn.CrossEntropyLoss())

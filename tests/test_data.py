@@ -251,3 +251,21 @@ def test_numeric_explainers_refuse_text_samples():
     s.kind = "image"
     with pytest.raises(ExplainError, match="image explainer needs numeric pixels"):
         explain.explain(s, None, n=1, num_samples=20)
+
+
+def test_lazy_batches_keep_namedtuples_and_packed_sequences():
+    """The lazy loader moved batches with a second, weaker `to_device`: namedtuples and
+    PackedSequences broke. There is one now."""
+    from collections import namedtuple
+
+    from torch.nn.utils.rnn import pack_sequence
+
+    from labs.data import to_device
+    from labs.trainer import to_device as trainer_to_device
+
+    assert to_device is trainer_to_device
+    B = namedtuple("B", "x y")
+    moved = to_device(B(torch.ones(2), torch.zeros(2)), "cpu")
+    assert isinstance(moved, B) and torch.equal(moved.x, torch.ones(2))
+    packed = pack_sequence([torch.ones(3), torch.ones(2)])
+    assert to_device((packed, torch.zeros(2)), "cpu")[0] is not None
