@@ -103,7 +103,9 @@ def _work_fit(batch: int, epochs: int, track: str | bool, threads: int
 
     timer = FitTimer()
     with tempfile.TemporaryDirectory() as d:
+        # no validation split: the same work as the hand loop (digits-mlp holds out 10%)
         res = run("digits-mlp", hidden=[64], dropout=0.0, activation="relu", lr=1e-3,
+                  val_size=0.0,
                   epochs=epochs, batch_size=batch, lr_schedule="none", explain=False,
                   threads=threads, track=track, runs_dir=d, progress=False,
                   callbacks=[timer])
