@@ -114,7 +114,9 @@ class Autoencoder(Lab):
             fit = run.fit(model, data, loss=nn.MSELoss(), metrics=())
         run.figure("curves", plots.curves(fit.history, keys=("loss",), title="autoencoder"))
         metrics = self.evaluate(cfg, {"": model}, data)
-        metrics["test_loss"] = fit.test["loss"]
+        metrics["test_loss"] = fit.test["loss"]  # with sparse_l1: MSE + sparse_l1 * code_l1
+        if "code_l1" in fit.test:
+            metrics["test_code_l1"] = fit.test["code_l1"]
         self.figures(cfg, run, model, data)
         return metrics
 

@@ -71,7 +71,9 @@ def latent_scatter(codes: np.ndarray, labels: np.ndarray, title: str) -> Any:
 
     codes = np.asarray(codes, dtype=np.float64)
     axes = ("z1", "z2")
-    if codes.shape[1] > 2:
+    if codes.shape[1] > 2 and codes.std(axis=0).max() == 0:  # every unit dead: nothing to fit
+        codes = codes[:, :2]
+    elif codes.shape[1] > 2:
         from sklearn.decomposition import PCA
 
         pca = PCA(2).fit(codes)
