@@ -1,0 +1,94 @@
+"""Pieces the generative labs share: the digits as unlabelled [0, 1] images, and figures."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from labs import Dataset, Split, datasets
+
+SIDE = 8  # the digits are 8x8
+
+
+def digits01(*, test_size: float, val_size: float, seed: int,
+             binarize: bool = False) -> Dataset:
+    """scikit-learn's 8x8 digits as unlabelled data in [0, 1] (pixel / 16), or {0, 1} with
+    `binarize` (pixel >= 8), split stratified by digit.
+
+    Batches are images alone (`data.supervised` is False); the digits stay aside in
+    `data.extras["labels"]["train" | "val" | "test"]` to colour the latent plots.
+    """
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = d.data / 16.0
+    if binarize:
+        x = (x >= 0.5).astype(np.float32)
+    # the labelled split keeps labels aligned with the rows (`from_arrays(x, None)` shuffles
+    # without telling which rows went where); then the labels are taken off the splits
+    lab = datasets.from_arrays(x, d.target, test_size=test_size, val_size=val_size,
+                               scale=False, seed=seed, image_shape=(SIDE, SIDE), pixel_max=1.0)
+    labels = {name: s.y.numpy() for name in ("train", "val", "test")
+              if (s := getattr(lab, name)) is not None}
+    return dataclasses.replace(
+        lab, train=Split(lab.train.x), test=Split(lab.test.x),
+        val=None if lab.val is None else Split(lab.val.x), n_classes=0, class_names=None,
+        extras={**lab.extras, "labels": labels, "binary": binarize})
+
+
+def images(x: Any) -> list[np.ndarray]:
+    """Flat 64-vectors (tensor or array) as a list of 8x8 arrays."""
+    a = x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
+    return list(a.reshape(-1, SIDE, SIDE))
+
+
+def grid(rows: Sequence[Sequence[np.ndarray]], titles: Sequence[Sequence[str]] = (),
+         title: str = "") -> Any:
+    """Rows of images, one figure row each (grey levels fixed to [0, 1])."""
+    from matplotlib.figure import Figure
+
+    n_rows, n_cols = len(rows), max(len(r) for r in rows)
+    fig = Figure(figsize=(1.05 * n_cols, 1.15 * n_rows + (0.4 if title else 0)),
+                 layout="constrained")
+    for r, row in enumerate(rows):
+        for c, img in enumerate(row):
+            ax = fig.add_subplot(n_rows, n_cols, r * n_cols + c + 1)
+            ax.imshow(np.asarray(img).reshape(SIDE, SIDE), cmap="gray_r", vmin=0, vmax=1)
+            ax.set_axis_off()
+            if titles and r < len(titles) and c < len(titles[r]) and titles[r][c]:
+                ax.set_title(titles[r][c], fontsize=7)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def latent_scatter(codes: np.ndarray, labels: np.ndarray, title: str) -> Any:
+    """The codes in 2-D (PCA of the codes when they have more dimensions), coloured by digit."""
+    from matplotlib.figure import Figure
+
+    codes = np.asarray(codes, dtype=np.float64)
+    axes = ("z1", "z2")
+    if codes.shape[1] > 2 and codes.std(axis=0).max() == 0:  # every unit dead: nothing to fit
+        codes = codes[:, :2]
+    elif codes.shape[1] > 2:
+        from sklearn.decomposition import PCA
+
+        pca = PCA(2).fit(codes)
+        codes = pca.transform(codes)
+        share = pca.explained_variance_ratio_.sum()
+        axes = ("PC1 of the code", "PC2 of the code")
+        title = f"{title} (PCA: {share:.0%} of the code's variance)"
+    elif codes.shape[1] == 1:
+        codes = np.hstack([codes, np.zeros_like(codes)])
+    fig = Figure(figsize=(5.6, 4.6), layout="constrained")
+    ax = fig.add_subplot()
+    sc = ax.scatter(codes[:, 0], codes[:, 1], c=labels, cmap="tab10", vmin=-0.5, vmax=9.5,
+                    s=10, alpha=0.8)
+    fig.colorbar(sc, ax=ax, ticks=range(10), label="digit")
+    ax.set_xlabel(axes[0])
+    ax.set_ylabel(axes[1])
+    ax.set_title(title, fontsize=10)
+    return fig
