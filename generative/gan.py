@@ -126,7 +126,7 @@ class DigitsGAN(Lab):
                 "g": torch.optim.Adam(gan.generator.parameters(), cfg.lr, betas=betas)}
         progress = Progress(cfg.progress_every, seed=cfg.seed)
         # GAN losses say little about sample quality: no monitored metric, so no best.pt
-        fit = run.fit(gan, data, optimizer=opts, metrics=(),
+        fit = run.fit(gan, data, optimizer=opts, metrics=(), monitor="none",
                       step=functools.partial(gan_step, d_steps=cfg.d_steps,
                                              smooth=cfg.label_smoothing),
                       eval_step=gan_eval_step, callbacks=[progress])

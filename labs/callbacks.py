@@ -265,6 +265,8 @@ def _better(value: float, best: float, mode: str) -> bool:
 def _monitored(cb: Callback, logs: dict[str, float]) -> float | None:
     """The monitored value of an epoch; a monitor that is never logged (a GAN step returns no
     `loss`) is said once, not silently ignored for the whole fit."""
+    if cb.monitor == "none":  # the lab watches nothing (a GAN): no best.pt
+        return None
     value = logs.get(cb.monitor)
     if value is None and not getattr(cb, "_told_missing", False):
         cb._told_missing = True

@@ -99,7 +99,8 @@ class Run:
         is written every `checkpoint_every` ("30s" by default, or "5 epochs", "500 steps"),
         at the end and on interrupt; a resumed run continues from there. `best.pt` holds the
         best weights by `monitor` (`val_loss`, or `train_loss` without a validation split;
-        `mode` is inferred from the name unless given). `name` tells several fits of one lab
+        `mode` is inferred from the name unless given; `"none"`: no best.pt, e.g. a GAN whose
+        losses say nothing about quality). `name` tells several fits of one lab
         apart (metrics are prefixed `<name>/`, their axis is `<name>/epoch`). `train` replaces
         the in-memory batching with any iterable of batches; `step` / `eval_step` replace the
         training / evaluation step; a `scheduler` you pass steps per `scheduler_interval`
@@ -135,6 +136,11 @@ class Run:
         cbs: list[Callback] = [TrackMetrics(self.tracker, f"{name}/" if name else ""),
                                Checkpoint(ckdir, monitor=monitor, mode=mode, every=every)]
         if getattr(cfg, "early_stop", 0) > 0:
+            if monitor == "none":
+                from labs.errors import ConfigError
+
+                raise ConfigError(f"early_stop={cfg.early_stop} needs a metric to watch; "
+                                  f"this lab monitors none: leave early_stop=0")
             cbs.append(EarlyStopping(cfg.early_stop, monitor=monitor, mode=mode))
         cbs.append(ProgressBar(f"{self.lab} {name}".strip(), enabled=self.progress))
         cbs += list(callbacks) + self.callbacks

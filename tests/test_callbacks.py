@@ -226,3 +226,15 @@ def test_a_config_schedule_a_lab_overrides_is_not_silently_dropped(tmp_path):
     with pytest.warns(RuntimeWarning, match="lr_schedule=cosine is ignored"):
         run.fit(model, Dataset(train=_data(), test=_data(seed=1)), optimizer=opt,
                 scheduler=torch.optim.lr_scheduler.StepLR(opt, 1), loss=nn.CrossEntropyLoss())
+
+
+def test_monitor_none_writes_no_best_and_says_nothing(tmp_path, recwarn):
+    run = _run(tmp_path, checkpoint_every="1 epochs")
+    run.fit(nn.Linear(3, 2), Dataset(train=_data(), test=_data(seed=1)), step=_gan_like_step,
+            monitor="none")
+    assert (tmp_path / "checkpoints" / "last.pt").is_file()
+    assert not (tmp_path / "checkpoints" / "best.pt").exists()
+    assert not [w for w in recwarn if "is not logged" in str(w.message)]
+    with pytest.raises(ConfigError, match="early_stop=2 needs a metric"):
+        _run(tmp_path, early_stop=2).fit(nn.Linear(3, 2), Dataset(train=_data(), test=_data()),
+                                         step=_gan_like_step, monitor="none")
