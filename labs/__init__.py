@@ -38,6 +38,7 @@ _EXPORTS = {
     "Trainer": "labs.trainer",
     "Callback": "labs.trainer",
     "History": "labs.trainer",
+    "augmented_step": "labs.trainer",
     "Tracker": "labs.tracker",
     # data
     "Dataset": "labs.data",
@@ -56,7 +57,8 @@ _EXPORTS = {
     "DataNotFound": "labs.errors",
     "CheckpointError": "labs.errors",
 }
-_MODULES = {"datasets", "plots", "models", "checkpoint", "callbacks", "registry", "config"}
+_MODULES = {"datasets", "plots", "models", "checkpoint", "callbacks", "registry", "config",
+            "images"}
 
 __all__ = sorted(_EXPORTS) + sorted(_MODULES)
 
