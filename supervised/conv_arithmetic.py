@@ -8,7 +8,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from matplotlib.figure import Figure
 
 from labs import Lab, LabConfig, option, plots
 
@@ -193,7 +192,9 @@ class ConvArithmetic(Lab):
                 "edge_mean_magnitude": float(edges["gradient magnitude"].mean())}
 
 
-def edge_figure(gray: np.ndarray, edges: dict[str, np.ndarray], name: str) -> Figure:
+def edge_figure(gray: np.ndarray, edges: dict[str, np.ndarray], name: str):
+    from matplotlib.figure import Figure
+
     panels = {"grayscale": gray, **edges}
     fig = Figure(figsize=(12, 6.2), layout="constrained")
     for i, (title, img) in enumerate(panels.items()):

@@ -75,9 +75,9 @@ def test_perceptron_learns_separable_gates_and_not_xor(lr):
 
 
 def test_digits_cnn_smoke():
-    res = run("digits-cnn", epochs=2, channels=[4, 8], dense=16, explain_samples=1,
-              explain_num_samples=200, track=False)
-    assert 0.3 < res.metrics["test_acc"] <= 1.0  # 2 epochs of a tiny net: well above chance
+    res = run("digits-cnn", epochs=3, channels=[4, 8], dense=16, dropout=0, conv_dropout=0,
+              lr=0.01, explain_samples=1, explain_num_samples=200, track=False)
+    assert 0.3 < res.metrics["test_acc"] <= 1.0  # 3 epochs of a tiny net: well above chance
     assert {"curves.png", "confusion.png", "filters.png", "feature_maps.png"} <= set(
         _files(res, "figures"))
     first, second = [m for m in res.model if type(m).__name__ == "Conv2d"]
@@ -118,6 +118,7 @@ def test_conv_arithmetic_runs_and_pins_the_worked_examples():
 
 @pytest.mark.slow
 def test_digits_cnn_beats_the_svc_with_defaults():
-    # seed 2 is the seed closest to the 3-seed mean (benchmarks/bench_digits_cnn.py)
-    res = run("digits-cnn", seed=2, track=False, explain_num_samples=300)
+    # seed 1 is the seed closest to the 3-seed mean (benchmarks/bench_digits_cnn.py: 0.9944,
+    # 0.9972, 0.9972 for seeds 0, 1, 2)
+    res = run("digits-cnn", seed=1, track=False, explain_num_samples=300)
     assert res.metrics["test_acc"] >= 0.985
