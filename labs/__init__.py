@@ -44,6 +44,7 @@ _EXPORTS = {
     "split_batch": "labs.trainer",
     "to_device": "labs.data",
     "History": "labs.trainer",
+    "augmented_step": "labs.trainer",
     "Tracker": "labs.tracker",
     # data
     "Dataset": "labs.data",
@@ -63,7 +64,8 @@ _EXPORTS = {
     "DataNotFound": "labs.errors",
     "CheckpointError": "labs.errors",
 }
-_MODULES = {"datasets", "plots", "models", "checkpoint", "callbacks", "registry", "config"}
+_MODULES = {"datasets", "plots", "models", "checkpoint", "callbacks", "registry", "config",
+            "images"}
 
 __all__ = sorted(_EXPORTS) + sorted(_MODULES)
 

@@ -75,8 +75,12 @@ def confusion(y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequence[str]
 
 
 def image_grid(images: Sequence[np.ndarray], titles: Sequence[str] = (), cols: int = 8,
-               title: str = "", cmap: str = "gray_r") -> Figure:
-    """Small images in a grid, each with an optional title."""
+               title: str = "", cmap: str = "gray_r", symmetric: bool = False) -> Figure:
+    """Small images in a grid, each with an optional title.
+
+    `symmetric=True` centres each image's colour scale on 0 (for weights and signed responses:
+    pick a diverging `cmap` such as "RdBu_r"), so zero always has the same colour.
+    """
     n = max(len(images), 1)
     cols = min(cols, n)
     rows = -(-n // cols)
@@ -85,13 +89,83 @@ def image_grid(images: Sequence[np.ndarray], titles: Sequence[str] = (), cols: i
     fig = Figure(figsize=(col * cols, 1.5 * rows + (0.4 if title else 0)), layout="constrained")
     for i, img in enumerate(images):
         ax = fig.add_subplot(rows, cols, i + 1)
-        ax.imshow(np.asarray(img), cmap=cmap)
+        img = np.asarray(img)
+        if symmetric:
+            lim = float(np.abs(img).max()) or 1.0
+            ax.imshow(img, cmap=cmap, vmin=-lim, vmax=lim)
+        else:
+            ax.imshow(img, cmap=cmap)
         ax.set_axis_off()
         if i < len(titles):
             ax.set_title(titles[i], fontsize=8)
     if title:
         fig.suptitle(title)
     return fit_canvas(fig)  # titles of any length: the grid widens, titles stay apart
+
+
+def filters(weight: Any, title: str = "learned filters", cols: int = 8,
+            limit: int = 64) -> Figure:
+    """A convolution layer's kernels, one small image each, red positive and blue negative.
+
+    weight: the layer's `(out_channels, in_channels, kh, kw)` weights (a tensor or an array);
+        a kernel over several input channels is shown as its mean over them. At most `limit`
+        kernels are drawn.
+    """
+    w = _numpy(weight)
+    if w.ndim != 4:
+        raise ValueError(f"filters() takes (out, in, kh, kw) weights, not shape {w.shape}")
+    kernels = w[:limit].mean(axis=1)
+    return image_grid(list(kernels), [str(i) for i in range(len(kernels))], cols=cols,
+                      title=f"{title} ({w.shape[0]} x {w.shape[1]}@{w.shape[2]}x{w.shape[3]})",
+                      cmap="RdBu_r", symmetric=True)
+
+
+def feature_maps(image: np.ndarray, maps: dict[str, Any], per_layer: int = 8,
+                 title: str = "feature maps") -> Figure:
+    """One input image and, in a row per layer, the first `per_layer` channels it produces.
+
+    image: what the network saw, as `imshow` shows it (e.g. `data.display(x)`).
+    maps: `{layer name: (channels, H, W)}` activations of that one image (tensors or arrays).
+    """
+    rows = len(maps) + 1
+    fig = Figure(figsize=(1.3 * per_layer, 1.45 * rows + 0.4), layout="constrained")
+    grid = fig.add_gridspec(rows, per_layer)
+    ax = fig.add_subplot(grid[0, 0])
+    ax.imshow(np.asarray(image), cmap="gray_r")
+    ax.set_title("input", fontsize=8)
+    ax.set_axis_off()
+    for r, (name, act) in enumerate(maps.items(), start=1):
+        act = _numpy(act)
+        for c in range(min(per_layer, len(act))):
+            ax = fig.add_subplot(grid[r, c])
+            ax.imshow(act[c], cmap="viridis")
+            ax.set_title(f"{name} #{c}" if c == 0 else f"#{c}", fontsize=8)
+            ax.set_axis_off()
+    fig.suptitle(title)
+    return fit_canvas(fig)
+
+
+def matrices(mats: dict[str, Any], title: str = "", fmt: str = "g") -> Figure:
+    """Small matrices side by side, each cell coloured and written out (worked examples).
+
+    mats: `{caption: 2-D array}`; a diverging colour scale centred on 0 per matrix.
+    """
+    fig = Figure(figsize=(sum(0.5 * max(2, np.shape(m)[1]) + 0.5 for m in mats.values()),
+                          0.5 * max(max(2, np.shape(m)[0]) for m in mats.values()) + 1.2),
+                 layout="constrained")
+    for i, (name, m) in enumerate(mats.items()):
+        m = np.atleast_2d(_numpy(m)).astype(float)
+        ax = fig.add_subplot(1, len(mats), i + 1)
+        lim = float(np.abs(m).max()) or 1.0
+        ax.imshow(m, cmap="RdBu_r", vmin=-1.6 * lim, vmax=1.6 * lim)  # pale: numbers stay legible
+        for (r, c), v in np.ndenumerate(m):
+            ax.text(c, r, format(v + 0.0, fmt), ha="center", va="center", fontsize=9)  # no -0
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(name, fontsize=9)
+    if title:
+        fig.suptitle(title)
+    return fit_canvas(fig)
 
 
 def decision_surface(model: Any, x: Any, y: Any = None, *, target: int = 1,

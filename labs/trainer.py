@@ -173,6 +173,29 @@ def supervised_eval_step(trainer: Trainer, batch: Batch) -> dict[str, Any]:
     return res
 
 
+def augmented_step(transform: Callable[[Any], Any], step: StepFn = supervised_step) -> StepFn:
+    """A training step that applies `transform` to each batch's inputs, then runs `step`.
+
+    The inputs are what `split_batch` calls the first input: `x` of `(x, y)`, the `"x"` of a
+    dict, or the batch itself. Training only: evaluation keeps `supervised_eval_step`.
+
+    >>> run.fit(model, data, step=augmented_step(images.random_shifts(1, (8, 8))))
+    """
+    def augmented(trainer: Trainer, batch: Batch) -> dict[str, Any]:
+        if isinstance(batch, (tuple, list)) and len(batch) > 1:
+            batch = type(batch)([transform(batch[0]), *batch[1:]])
+        elif isinstance(batch, dict) and "x" in batch:
+            batch = {**batch, "x": transform(batch["x"])}
+        elif not isinstance(batch, (tuple, list, dict)):
+            batch = transform(batch)
+        else:
+            raise TypeError(f"augmented_step: no input to transform in a {type(batch).__name__} "
+                            f"batch")
+        return step(trainer, batch)
+
+    return augmented
+
+
 class _Means:
     """Batch-size-weighted means of the scalars steps return, and accuracy, on the device."""
 
