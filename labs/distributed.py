@@ -92,6 +92,10 @@ def barrier() -> None:
 def cleanup() -> None:
     """Leave the process group (torch warns at exit when a group was never destroyed)."""
     if dist.is_initialized():
+        try:  # leave together: a rank tearing gloo down under a peer's collective aborts it
+            dist.barrier()
+        except Exception:  # a peer already gone: nothing left to wait for
+            pass
         dist.destroy_process_group()
 
 
