@@ -11,11 +11,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from generative.common import digits01, grid, images, latent_scatter
-from labs import ConfigError, Lab, TrainConfig, models, option, plots
+from labs import Lab, SplitConfig, models, option, plots
 
 
 @dataclass
-class Config(TrainConfig):
+class Config(SplitConfig):
     arch: str = option("dense", "encoder/decoder kind", choices=("dense", "conv"))
     hidden: list[int] = option([128], "dense encoder widths (the decoder mirrors them)", min=1)
     latent: int = option(8, "code size: the bottleneck (2 draws the code itself, more: its "
@@ -24,15 +24,6 @@ class Config(TrainConfig):
                                    "through ReLU so inactive units are exactly 0", min=0)
     epochs: int = option(80, "passes over the training data")
     lr: float = option(3e-3, "learning rate")
-    test_size: float = option(0.2, "held-out test fraction (stratified by digit)", gt=0, lt=1)
-    val_size: float = option(0.1, "validation fraction: curves and best.pt watch it", min=0,
-                             lt=1)
-
-    def validate(self) -> None:
-        super().validate()
-        if self.test_size + self.val_size >= 1:
-            raise ConfigError(f"test_size + val_size must be < 1 (got {self.test_size} + "
-                              f"{self.val_size})")
 
 
 class AutoEncoder(nn.Module):

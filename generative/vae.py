@@ -18,11 +18,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from generative.common import digits01, grid, images, latent_scatter
-from labs import ConfigError, Lab, TrainConfig, Trainer, models, option, plots
+from labs import Lab, SplitConfig, Trainer, models, option, plots
 
 
 @dataclass
-class Config(TrainConfig):
+class Config(SplitConfig):
     hidden: list[int] = option([256], "encoder widths (the decoder mirrors them)", min=1)
     latent: int = option(8, "latent dimensions", min=1)
     beta: float = option(1.0, "weight of the KL term (1: the ELBO; >1: beta-VAE)", min=0)
@@ -34,15 +34,6 @@ class Config(TrainConfig):
                                   "estimate (0: skip it)", min=0)
     epochs: int = option(100, "passes over the training data")
     lr: float = option(2e-3, "learning rate")
-    test_size: float = option(0.2, "held-out test fraction (stratified by digit)", gt=0, lt=1)
-    val_size: float = option(0.1, "validation fraction: curves and best.pt watch it", min=0,
-                             lt=1)
-
-    def validate(self) -> None:
-        super().validate()
-        if self.test_size + self.val_size >= 1:
-            raise ConfigError(f"test_size + val_size must be < 1 (got {self.test_size} + "
-                              f"{self.val_size})")
 
 
 class VAE(nn.Module):

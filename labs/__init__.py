@@ -31,6 +31,7 @@ _EXPORTS = {
     "Lab": "labs.lab",
     "LabConfig": "labs.config",
     "TrainConfig": "labs.config",
+    "SplitConfig": "labs.config",
     "option": "labs.config",
     # the run context and the shared trainer
     "Run": "labs.context",

@@ -127,6 +127,22 @@ class TrainConfig(LabConfig):
         parse_interval(self.checkpoint_every)
 
 
+@dataclass
+class SplitConfig(TrainConfig):
+    """`TrainConfig` plus the held-out fractions of a lab that splits its data three ways:
+    training, validation (the curves, best.pt and early stopping watch it) and test."""
+
+    test_size: float = option(0.2, "held-out test fraction (stratified)", gt=0, lt=1)
+    val_size: float = option(0.1, "validation fraction (stratified): the curves, best.pt and "
+                                   "early stopping watch it", min=0, lt=1)
+
+    def validate(self) -> None:
+        super().validate()
+        if self.test_size + self.val_size >= 1:
+            raise ConfigError(f"test_size + val_size must be < 1 (got {self.test_size} + "
+                              f"{self.val_size}): nothing would be left to train on")
+
+
 @dataclass(frozen=True)
 class FieldInfo:
     """One config key, as `lab info` shows it."""

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from labs import ConfigError, Lab, TrainConfig, augmented_step, datasets, images, option, plots
+from labs import Lab, SplitConfig, augmented_step, datasets, images, option, plots
 
 
 @dataclass
-class Config(TrainConfig):
+class Config(SplitConfig):
     channels: list[int] = option([32, 64], "filters of each 3x3 'same' convolution (ReLU "
                                            "after each; one 2x2 max-pool after the last)", min=1)
     dense: int = option(128, "units of the dense layer after the convolutions", min=1)
@@ -22,15 +22,6 @@ class Config(TrainConfig):
     epochs: int = option(40, "passes over the training data")
     lr: float = option(3e-3, "peak learning rate of the one-cycle schedule")
     lr_schedule: str = option("onecycle", "learning-rate schedule (onecycle steps every batch)")
-    test_size: float = option(0.2, "held-out test fraction (stratified)", gt=0, lt=1)
-    val_size: float = option(0.1, "validation fraction (stratified): the curves and best.pt "
-                                  "watch it", min=0, lt=1)
-
-    def validate(self) -> None:
-        super().validate()
-        if self.test_size + self.val_size >= 1:
-            raise ConfigError(f"test_size + val_size must be < 1 (got {self.test_size} + "
-                              f"{self.val_size}): nothing would be left to train on")
 
 
 def cnn(channels: list[int], dense: int, n_classes: int, conv_dropout: float = 0.25,

@@ -340,3 +340,16 @@ def test_python_values_from_numpy_are_accepted():
                              "hidden": list(np.array([4, 2])), "batch_size": 8.0})
     assert (cfg.epochs, cfg.lr, cfg.hidden, cfg.batch_size) == (3, 0.5, [4, 2], 8)
     assert type(cfg.epochs) is int and type(cfg.lr) is float
+
+
+def test_split_config_is_one_declaration_every_three_way_lab_shares():
+    """test_size / val_size and their cross-key check live once, in the core."""
+    from labs.config import SplitConfig, build
+    from supervised.digits import Config as DigitsConfig
+
+    assert issubclass(DigitsConfig, SplitConfig)
+    assert build(DigitsConfig, {}).val_size == 0.1
+    with pytest.raises(ConfigError, match=r"test_size \+ val_size must be < 1"):
+        build(DigitsConfig, {"test_size": "0.6", "val_size": "0.5"})
+    with pytest.raises(ConfigError, match="val_size"):
+        build(SplitConfig, {"val_size": "1.0"})
