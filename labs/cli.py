@@ -38,6 +38,15 @@ def _parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="a lab's summary, tags, source and config keys")
     info.add_argument("name")
 
+    sm = sub.add_parser("summary", help="a lab's model(s) layer by layer: output shapes and "
+                                        "parameter counts (torchinfo)")
+    sm.add_argument("name")
+    sm.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a config key (repeatable), as for `lab run`")
+    sm.add_argument("--config", metavar="FILE", help="a YAML or TOML file of config values")
+    sm.add_argument("--depth", type=int, default=4, metavar="N",
+                    help="nesting levels shown (default 4; the totals count every level)")
+
     run = sub.add_parser("run", help="run a lab")
     run.add_argument("name")
     run.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
@@ -147,6 +156,20 @@ def cmd_info(args: argparse.Namespace) -> int:
           + "  help")
     for r in rows:
         print("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[3])
+    return 0
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    if args.depth < 0:
+        raise LabError(f"--depth must be >= 0, got {args.depth}")
+    from labs.config import parse_set
+    from labs.runner import load_lab, resolve_config
+
+    lab_cls = load_lab(args.name)
+    cfg = resolve_config(lab_cls, parse_set(args.sets), args.config)
+    from labs.summary import for_lab
+
+    print("\n\n".join(s.text for s in for_lab(lab_cls(), cfg, depth=args.depth)))
     return 0
 
 
@@ -268,8 +291,8 @@ def cmd_new(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"list": cmd_list, "info": cmd_info, "run": cmd_run, "runs": cmd_runs,
-            "explain": cmd_explain, "eval": cmd_eval, "new": cmd_new}
+COMMANDS = {"list": cmd_list, "info": cmd_info, "summary": cmd_summary, "run": cmd_run,
+            "runs": cmd_runs, "explain": cmd_explain, "eval": cmd_eval, "new": cmd_new}
 
 if __name__ == "__main__":
     sys.exit(main())

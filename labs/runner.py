@@ -135,6 +135,9 @@ def execute(name: str, overrides: dict[str, Any] | None = None, *,
     try:
         metrics = dict(lab.run(cfg, run) or {})
         lab.save(path, run.models)  # what `lab explain` and `lab eval` reload (Lab.load)
+        from labs import summary  # summary.txt: each trained model's layers and parameters
+
+        summary.write(path / "summary.txt", run.models, run.data, lab=name)
         if getattr(cfg, "explain", False) and lab_cls.explains != "none" and run.models:
             from labs.explaining import explain_run
 
