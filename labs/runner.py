@@ -20,7 +20,7 @@ from labs.errors import LabError, OutOfMemory, RunNotFound
 from labs.registry import BUILTIN_DIST, discover
 
 # what may differ in a resumed run without changing its numbers
-RESUME_KEYS = {"device", "explain", "explain_samples", "explain_num_samples"}
+RESUME_KEYS = {"device", "explain", "explain_samples", "explain_num_samples", "checkpoint_every"}
 
 
 @dataclass
