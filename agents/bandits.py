@@ -36,7 +36,8 @@ def simulate(algo: str, ctrs: np.ndarray, steps: int, seeds: int, seed: int, *,
              epsilon: float = 0.1, ucb_c: float = 2.0) -> dict[str, np.ndarray]:
     """Run `seeds` campaigns at once (one row per campaign) and return, per step, the mean
     cumulative (pseudo-)regret and the mean share of pulls of the best ad; and per campaign
-    the final pull counts and final regret. The clicks are common random numbers: every algorithm sees the same users."""
+    the final pull counts and final regret. The clicks are common random numbers: every
+    algorithm sees the same users."""
     k = len(ctrs)
     users = np.random.default_rng([seed, 0])  # who would click which ad, round by round
     agent = np.random.default_rng([seed, 1 + ALGOS.index(algo)])
