@@ -316,6 +316,10 @@ def taxi_figure(q: np.ndarray, env):
                 grid[row, col] = q[s].max()
                 ax.text(col, row, symbols[a], ha="center", va="center", fontsize=14)
         ax.imshow(grid, cmap="viridis", alpha=0.6)
+        for r, line in enumerate(u.desc[1:-1]):  # the map's walls: '|' between two columns
+            for c in range(4):
+                if line[2 * c + 2] == b"|":
+                    ax.plot([c + 0.5, c + 0.5], [r - 0.5, r + 0.5], color="k", lw=3)
         for name, (r, c) in zip("RGYB", u.locs):
             ax.text(c - 0.4, r - 0.25, name, fontsize=9, color="red", weight="bold")
         ax.set(xticks=[], yticks=[], title=title)
