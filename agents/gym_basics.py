@@ -92,7 +92,7 @@ class GymBasics(Lab):
         run.figure("returns", returns_figure(returns, lengths))
         if cfg.gif:
             path, renderer = write_gif(frames, run.dir / "figures" / "episode.gif", cfg.gif_fps)
-            run.tracker.log_file(path)
+            run.video("episode", path, fps=cfg.gif_fps)
             run.table("gif", ["file", "frames", "renderer"],
                       [[path.name, len(frames), renderer]])
             metrics["gif_frames"] = float(len(frames))

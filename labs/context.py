@@ -69,6 +69,13 @@ class Run:
         self.tracker.log_figure(f"figures/{name}", path)
         return path
 
+    def video(self, name: str, path: Path, fps: int = 25) -> Path:
+        """Log an animation the lab wrote into its run directory (e.g. `figures/<name>.gif`,
+        an episode rendered frame by frame) as W&B media; the file stays where it is."""
+        self.figures[name] = Path(path)
+        self.tracker.log_video(f"figures/{name}", Path(path), fps)
+        return Path(path)
+
     def table(self, name: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         self.tracker.log_table(name, columns, rows)
 

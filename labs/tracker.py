@@ -145,7 +145,8 @@ class Tracker:
         """Record scalars at `step` of the named step `axis` (epoch, `<fit>/epoch`, env_step).
 
         metrics.jsonl gets `{"step": step, "axis": axis, axis: step, ...}`; W&B gets the axis
-        as a key, declared as the x-axis of every key logged with it.
+        as a key, declared as the x-axis of every key logged with it (a key keeps the first
+        axis it was logged on: use another name for the same value on another axis).
         """
         row = {k: jsonable(v) for k, v in metrics.items()}
         if step is None:
@@ -188,6 +189,15 @@ class Tracker:
             w.log({name: wandb.Image(str(path))})
 
         self._call("image", send)
+
+    def log_video(self, name: str, path: Path, fps: int = 25) -> None:
+        """An animation already written to the run directory (a GIF, an MP4), as W&B media."""
+        def send(w):
+            import wandb
+
+            w.log({name: wandb.Video(str(path), fps=fps, format=Path(path).suffix.lstrip("."))})
+
+        self._call("video", send)
 
     def log_table(self, name: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         """A table: written as JSON to the run directory and as a `wandb.Table`."""

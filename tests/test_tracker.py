@@ -226,3 +226,20 @@ def test_wandb_service_noise_stays_out_of_the_terminal(monkeypatch, tmp_path, ca
     assert read_run(res.dir)["config"]["epochs"] == 2
     out, err = capfd.readouterr()
     assert "INFO" not in err and "ERROR" not in err and "wandb" not in err.lower()
+
+
+def test_an_animation_reaches_wandb_as_video_media(tmp_path):
+    """`Run.video` logs a GIF the lab wrote as W&B media (it used to be only a saved file)."""
+    from PIL import Image
+
+    from labs.tracker import Tracker
+
+    gif = tmp_path / "episode.gif"
+    frames = [Image.new("RGB", (8, 8), (40 * i, 0, 0)) for i in range(3)]
+    frames[0].save(gif, save_all=True, append_images=frames[1:], duration=40)
+    tracker = Tracker(tmp_path, wandb_mode="offline", run_id="videotest1")
+    tracker.log_video("figures/episode", gif, fps=25)
+    tracker.finish()
+    rows = [h for h in read_run(tmp_path)["history"] if "figures/episode/_type" in h]
+    assert rows and rows[0]["figures/episode/_type"] == "video-file"
+    assert rows[0]["figures/episode/path"].endswith(".gif")
