@@ -280,8 +280,8 @@ class RNNScratch(Lab):
         return {"final_loss": final, "initial_loss": losses[0], "loss_floor": floor,
                 "next_char_acc": acc,
                 "max_diff_vs_autograd": max(check.values()),
-                f"grad_ratio_{back}_steps_back": float(default[back] / default[0]),
-                f"grad_ratio_{back}_steps_back_trained": float(trained[back] / trained[0]),
+                f"grad_{back}_back_ratio": float(default[back] / default[0]),
+                f"grad_{back}_back_trained": float(trained[back] / trained[0]),
                 "spectral_radius_W": float(np.max(np.abs(np.linalg.eigvals(p["W"]))))}
 
 
