@@ -215,6 +215,15 @@ def vanishing(p: dict, text: Text, length: int) -> np.ndarray:
     return gradient_through_time(p, cache["hs"], dy @ p["V"])
 
 
+def gradient_check(p: dict, text: Text, rng: np.random.Generator, cfg: Config) -> dict:
+    """max |hand - autograd| of each parameter's gradient on a fresh batch (from h_0 = 0)."""
+    xs, targets = text.batch(rng.integers(0, len(text.ids), cfg.batch_size), cfg.seq_len)
+    h0 = np.zeros((cfg.batch_size, cfg.hidden))
+    hand = backward(p, forward(p, xs, h0), targets)
+    auto, _ = autograd_gradients(p, xs, targets, h0)
+    return {k: float(np.max(np.abs(hand[k] - auto[k]))) for k in p}
+
+
 class RNNScratch(Lab):
     """A vanilla RNN (U, W, V, tanh) trained by hand-written BPTT; the gradient vanishes."""
 
@@ -228,15 +237,10 @@ class RNNScratch(Lab):
         rng = np.random.default_rng(cfg.seed)
         p = init_params(text.vocab, cfg.hidden, cfg.init_radius, rng)
 
-        # 1. the hand gradients against autograd, at the initial weights (every sequence
-        #    starts from h_0 = 0)
-        xs, targets = text.batch(rng.integers(0, len(text.ids), cfg.batch_size), cfg.seq_len)
-        cache = forward(p, xs, np.zeros((cfg.batch_size, cfg.hidden)))
-        hand = backward(p, cache, targets)
-        auto, _ = autograd_gradients(p, xs, targets, np.zeros((cfg.batch_size, cfg.hidden)))
-        check = {k: float(np.max(np.abs(hand[k] - auto[k]))) for k in p}
-        run.table("gradient_check", ["parameter", "shape", "max |hand - autograd|"],
-                  [[k, "x".join(map(str, p[k].shape)), v] for k, v in check.items()])
+        # 1. the hand gradients against autograd, at the initial weights
+        check_init = gradient_check(p, text, rng, cfg)
+        # and the gradient through time before training, for the same random W at several
+        # scales: the default small one, and larger ones for comparison
         start_norms = {r: vanishing(init_params(text.vocab, cfg.hidden, r,
                                                 np.random.default_rng(cfg.seed)),
                                     text, cfg.long_len)
@@ -268,18 +272,24 @@ class RNNScratch(Lab):
         default = start_norms[cfg.init_radius]
         back = min(30, len(default) - 1)
 
+        check = {k: (v, gradient_check(p, text, rng, cfg)[k]) for k, v in check_init.items()}
+        run.table("gradient_check", ["parameter", "shape", "max |hand - autograd| at init",
+                                     "after training"],
+                  [[k, "x".join(map(str, p[k].shape)), *v] for k, v in check.items()])
         floor = text.loss_floor(cfg.seq_len)
         run.figure("loss", loss_figure(np.array(losses), text.vocab, floor, cfg))
         run.figure("vanishing_gradient", vanishing_figure(start_norms, trained, cfg))
         (run.dir / "rnn.json").write_text(json.dumps({
-            "vocabulary": text.chars, "gradient_check": check,
+            "vocabulary": text.chars,
+            "gradient_check": {k: {"at_init": a, "after_training": b}
+                               for k, (a, b) in check.items()},
             "grad_norm_vs_steps_back": {f"init radius {r:g}": v.tolist()
                                         for r, v in start_norms.items()}
             | {"trained": trained.tolist()},
             "generated": sample, "final_loss": final, "next_char_acc": acc}, indent=1))
         return {"final_loss": final, "initial_loss": losses[0], "loss_floor": floor,
                 "next_char_acc": acc,
-                "max_diff_vs_autograd": max(check.values()),
+                "max_diff_vs_autograd": max(max(v) for v in check.values()),
                 f"grad_{back}_back_ratio": float(default[back] / default[0]),
                 f"grad_{back}_back_trained": float(trained[back] / trained[0]),
                 "spectral_radius_W": float(np.max(np.abs(np.linalg.eigvals(p["W"]))))}

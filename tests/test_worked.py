@@ -210,6 +210,7 @@ def test_rnn_scratch_lab_learns_and_plots_the_vanishing_gradient():
     assert len(saved["grad_norm_vs_steps_back"]["trained"]) == 60
     table = json.loads((res.dir / "gradient_check.table.json").read_text())
     assert [r[0] for r in table["rows"]] == ["U", "W", "V", "b", "c"]
+    assert all(max(r[2:]) < 1e-6 for r in table["rows"])  # at init and after training
     rows = [json.loads(line) for line in (res.dir / "metrics.jsonl").read_text().splitlines()]
     logged = [r for r in rows if "loss" in r]
     assert [r["step"] for r in logged][:2] == [1, 25] and logged[-1]["step"] == 300
