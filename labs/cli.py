@@ -207,8 +207,13 @@ def cmd_run(args: argparse.Namespace) -> int:
                          echo=True, sources=sources)
     print(f"run {result.run_id} finished: {result.dir}")
     for k, v in result.metrics.items():
-        print(f"  {k:<24} {v:.4f}" if isinstance(v, float) else f"  {k:<24} {v}")
+        print(f"  {k:<24} {_num(v)}" if isinstance(v, float) else f"  {k:<24} {v}")
     return 0
+
+
+def _num(v: float) -> str:
+    """Four decimals, or four significant digits for a number they would print as 0.0000."""
+    return f"{v:.4f}" if v == 0 or abs(v) >= 1e-3 else f"{v:.4g}"
 
 
 class Terminated(KeyboardInterrupt):
@@ -248,7 +253,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         return 0
     print(f"{'lab':<18} {'id':<22} {'created':<20} {'status':<12} headline")
     for r in rows:
-        head = f"{r.headline}={r.value:.4f}" if isinstance(r.value, float) else (
+        head = f"{r.headline}={_num(r.value)}" if isinstance(r.value, float) else (
             f"{r.headline}={r.value}" if r.headline else "-")
         if r.status in ("died", "interrupted"):
             head += f"  (resume: {r.resume_command})"
@@ -278,7 +283,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     out, metrics = evaluate_saved(args.run, runs_dir=args.runs_dir)
     for k, v in metrics.items():
-        print(f"  {k:<24} {v:.4f}" if isinstance(v, float) else f"  {k:<24} {v}")
+        print(f"  {k:<24} {_num(v)}" if isinstance(v, float) else f"  {k:<24} {v}")
     print(f"metrics in {out}")
     return 0
 
