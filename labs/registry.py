@@ -21,6 +21,7 @@ import importlib
 import importlib.machinery
 import importlib.util
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -177,7 +178,7 @@ def _read_source(name: str, value: str, dist: str) -> LabSpec:
         return LabSpec(name, value, dist)  # compiled or namespace: described when loaded
     try:
         with open(spec.origin, encoding="utf-8") as f:
-            tree = ast.parse(f.read(), spec.origin)
+            tree = _skim(f.read(), attr, spec.origin)
     except (OSError, SyntaxError, ValueError) as e:
         return LabSpec(name, value, dist, problem=f"cannot read {spec.origin}: {e}")
     missing = _missing_imports(tree)
@@ -190,6 +191,30 @@ def _read_source(name: str, value: str, dist: str) -> LabSpec:
     if _lacks_run(cls):
         return LabSpec(name, value, dist, problem=f"{value} {NO_RUN}")
     return LabSpec(name, value, dist, *_class_info(cls))
+
+
+_FIRST_DEF = re.compile(r"^(?:@|class\s|def\s|async\s+def\s)", re.M)
+_TOP_LEVEL = re.compile(r"^\S", re.M)
+
+
+def _skim(text: str, attr: str, origin: str) -> ast.Module:
+    """The module's header (docstring, imports) and its class `attr`, parsed alone.
+
+    Parsing every lab's whole file was most of `lab list`'s time, and it grows with the
+    catalogue. When the cut does not parse (a column-0 line inside the class, a docstring
+    that shows a class), the whole file is parsed instead; a syntax error elsewhere in the
+    file is then reported when the lab is loaded.
+    """
+    first = _FIRST_DEF.search(text)
+    cls = re.search(rf"^class\s+{re.escape(attr)}\b", text, re.M)
+    if first is not None and cls is not None:
+        end = _TOP_LEVEL.search(text, text.find("\n", cls.start()) + 1 or len(text))
+        part = text[:first.start()] + text[cls.start():end.start() if end else len(text)]
+        try:
+            return ast.parse(part, origin)
+        except SyntaxError:
+            pass
+    return ast.parse(text, origin)
 
 
 def locate(module: str) -> importlib.machinery.ModuleSpec | None:

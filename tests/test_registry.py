@@ -155,3 +155,23 @@ def test_lab_without_run_is_refused_when_listed_and_when_loaded(tmp_path, monkey
     with pytest.raises(PluginError, match="norunplug:Mixed does not implement run"):
         mixed.load()
     assert registry._describe("ok", "norunplug:Inherits", "d").load().__name__ == "Inherits"
+
+
+def test_skim_reads_the_class_alone_and_falls_back_to_the_whole_file():
+    """`lab list` parses a lab file's header and class only; a cut that does not parse (a
+    column-0 line inside the class) falls back to the whole file, with the same answer."""
+    import ast
+
+    from labs.registry import _class_info, _skim
+
+    plain = ('"""Doc."""\nimport os\n\n\ndef helper():\n    return (\n1)\n\n\n'
+             'class Mine(Lab):\n    """Summary line."""\n    tags = ("a", "b")\n\n'
+             '    def run(self, cfg, run):\n        pass\n\n\nX = 1\n')
+    tree = _skim(plain, "Mine", "<plain>")
+    assert [type(n).__name__ for n in tree.body] == ["Expr", "Import", "ClassDef"]
+    odd = plain.replace('    tags = ("a", "b")\n', '    tags = ("a", "b")\n    s = """\nx"""\n')
+    tree = _skim(odd, "Mine", "<odd>")
+    assert any(isinstance(n, ast.FunctionDef) for n in tree.body)  # the whole file
+    for t in (_skim(plain, "Mine", "p"), tree):
+        cls = next(n for n in t.body if isinstance(n, ast.ClassDef))
+        assert _class_info(cls) == ("Summary line.", ("a", "b"))
