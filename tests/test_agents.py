@@ -5,43 +5,11 @@ agents reach the issue's thresholds with their defaults."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
-from plugin_helpers import ROOT, make_dist
 
 from labs import checkpoint, run
-
-try:
-    import tomllib
-except ImportError:  # Python 3.10: the backport is a dependency there
-    import tomli as tomllib
-
-AGENTS = ("gym-basics", "bandits", "frozenlake-qlearning", "taxi-qlearning")
-
-
-def _registered() -> dict[str, str]:
-    table = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"]
-    return {name: value for name, value in table["labs"].items() if name in AGENTS}
-
-
-@pytest.fixture(scope="module")
-def site(tmp_path_factory) -> Path:
-    """A stale editable install predates the agents' entry points: register the ones it lacks
-    (from pyproject.toml) under a stand-in distribution; a fresh install needs none."""
-    from labs.registry import discover
-
-    path = tmp_path_factory.mktemp("site")
-    missing = {k: v for k, v in _registered().items() if k not in discover().labs}
-    if missing:
-        make_dist(path, "lab-agents-dev", missing)
-    return path
-
-
-@pytest.fixture(autouse=True)
-def agent_labs(site, monkeypatch):
-    monkeypatch.syspath_prepend(str(site))
 
 
 def _rows(res) -> list[dict]:
@@ -53,10 +21,14 @@ def _table(res, name) -> dict:
 
 
 def test_the_agent_labs_are_registered():
-    assert _registered() == {"gym-basics": "agents.gym_basics:GymBasics",
-                             "bandits": "agents.bandits:Bandits",
-                             "frozenlake-qlearning": "agents.qlearning:FrozenLakeQ",
-                             "taxi-qlearning": "agents.qlearning:TaxiQ"}
+    from labs.registry import discover
+
+    expected = {"gym-basics": "agents.gym_basics:GymBasics",
+                "bandits": "agents.bandits:Bandits",
+                "frozenlake-qlearning": "agents.qlearning:FrozenLakeQ",
+                "taxi-qlearning": "agents.qlearning:TaxiQ"}
+    labs = discover().labs
+    assert {n: labs[n].entry_point for n in expected if n in labs} == expected
 
 
 # -- gym-basics ------------------------------------------------------------------------------

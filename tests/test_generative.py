@@ -5,42 +5,10 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import pytest
-from plugin_helpers import ROOT, make_dist
 
 from labs import checkpoint, run
-
-try:
-    import tomllib
-except ImportError:  # Python 3.10: the backport is a dependency there
-    import tomli as tomllib
-
-GENERATIVE = ("autoencoder", "vae", "gan")
-
-
-def _registered() -> dict[str, str]:
-    table = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"]
-    return {name: value for name, value in table["labs"].items() if name in GENERATIVE}
-
-
-@pytest.fixture(scope="module")
-def site(tmp_path_factory) -> Path:
-    """A stale editable install predates the generative entry points: register the ones it
-    lacks (from pyproject.toml) under a stand-in distribution; a fresh install needs none."""
-    from labs.registry import discover
-
-    path = tmp_path_factory.mktemp("site")
-    missing = {k: v for k, v in _registered().items() if k not in discover().labs}
-    if missing:
-        make_dist(path, "lab-generative-dev", missing)
-    return path
-
-
-@pytest.fixture(autouse=True)
-def generative_labs(site, monkeypatch):
-    monkeypatch.syspath_prepend(str(site))
 
 
 def _figures(res) -> set[str]:
@@ -53,9 +21,13 @@ def _logged(res) -> set[str]:
 
 
 def test_the_generative_labs_are_registered():
-    assert _registered() == {"autoencoder": "generative.autoencoder:Autoencoder",
-                             "vae": "generative.vae:VariationalAutoencoder",
-                             "gan": "generative.gan:DigitsGAN"}
+    from labs.registry import discover
+
+    expected = {"autoencoder": "generative.autoencoder:Autoencoder",
+                "vae": "generative.vae:VariationalAutoencoder",
+                "gan": "generative.gan:DigitsGAN"}
+    labs = discover().labs
+    assert {n: labs[n].entry_point for n in expected if n in labs} == expected
 
 
 def test_autoencoder_smoke():

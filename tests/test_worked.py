@@ -5,50 +5,22 @@ that it learns, and that the gradient vanishes over long sequences."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
-from plugin_helpers import ROOT, make_dist
 
 from labs import run
 from supervised import backprop_worked as bw
 from supervised import rnn_scratch as rs
 
-try:
-    import tomllib
-except ImportError:  # Python 3.10: the backport is a dependency there
-    import tomli as tomllib
-
-WORKED = ("backprop-worked", "rnn-scratch")
-
-
-def _registered() -> dict[str, str]:
-    table = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"]
-    return {name: value for name, value in table["labs"].items() if name in WORKED}
-
-
-@pytest.fixture(scope="module")
-def site(tmp_path_factory) -> Path:
-    """A stale editable install predates these entry points: register the ones it lacks (from
-    pyproject.toml) under a stand-in distribution; a fresh install needs none."""
-    from labs.registry import discover
-
-    path = tmp_path_factory.mktemp("site")
-    missing = {k: v for k, v in _registered().items() if k not in discover().labs}
-    if missing:
-        make_dist(path, "lab-worked-dev", missing)
-    return path
-
-
-@pytest.fixture(autouse=True)
-def worked_labs(site, monkeypatch):
-    monkeypatch.syspath_prepend(str(site))
-
 
 def test_the_worked_labs_are_registered():
-    assert _registered() == {"backprop-worked": "supervised.backprop_worked:BackpropWorked",
-                             "rnn-scratch": "supervised.rnn_scratch:RNNScratch"}
+    from labs.registry import discover
+
+    expected = {"backprop-worked": "supervised.backprop_worked:BackpropWorked",
+                "rnn-scratch": "supervised.rnn_scratch:RNNScratch"}
+    labs = discover().labs
+    assert {n: labs[n].entry_point for n in expected if n in labs} == expected
 
 
 # -- backprop-worked -------------------------------------------------------------------------
