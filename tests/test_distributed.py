@@ -7,9 +7,10 @@ import json
 import pytest
 import torch
 import yaml
+from run_helpers import KillAt
 from torch import nn
 
-from labs import Callback, Split, TensorLoader, distributed, run
+from labs import Split, TensorLoader, distributed, run
 
 TWO = ("--devices", "2", "--device", "cpu", "--no-track", "--no-explain")
 
@@ -110,15 +111,6 @@ def test_two_processes_train_what_one_process_trains(cli, runs_dir):
     one.model.load_state_dict(last["model"])  # a DDP checkpoint loads into a plain model
     # the logged training loss is the mean over both ranks' shards: the whole batch's loss
     assert _train_losses(ddp) == pytest.approx(_train_losses(one.dir), abs=1e-5)
-
-
-class KillAt(Callback):
-    def __init__(self, n: int):
-        self.n = n
-
-    def on_epoch_end(self, trainer, epoch, logs):
-        if epoch == self.n:
-            raise KeyboardInterrupt
 
 
 def test_a_run_resumes_on_two_processes(cli, runs_dir):

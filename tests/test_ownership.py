@@ -13,8 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
+from run_helpers import KillAt
 
-from labs import Callback, run
+from labs import run
 
 # `lab` as its console script runs it; at exit, say whether wandb was ever imported
 LAB = ("import atexit, sys\n"
@@ -43,15 +44,6 @@ def _wait_for_epochs(runs_dir: Path, lab: str, n: int, proc: subprocess.Popen) -
 
 def _status(d: Path) -> str:
     return json.loads((d / "summary.json").read_text())["status"]
-
-
-class KillAt(Callback):
-    def __init__(self, n: int):
-        self.n = n
-
-    def on_epoch_end(self, trainer, epoch, logs):
-        if epoch == self.n:
-            raise KeyboardInterrupt
 
 
 def _interrupted(runs_dir: Path) -> Path:

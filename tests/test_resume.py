@@ -8,20 +8,10 @@ import math
 
 import pytest
 import torch
+from run_helpers import KillAt
 
 from labs import Callback, run
 from labs.errors import CheckpointError
-
-
-class KillAt(Callback):
-    """Simulates a kill (Ctrl-C) right after epoch `n` was checkpointed."""
-
-    def __init__(self, n: int):
-        self.n = n
-
-    def on_epoch_end(self, trainer, epoch, logs):
-        if epoch == self.n:
-            raise KeyboardInterrupt
 
 
 class KillMidEpoch(Callback):
