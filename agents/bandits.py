@@ -89,6 +89,7 @@ def argmax_random(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 class Bandits(Lab):
     """Epsilon-greedy, UCB1 and Thompson sampling pick ads: cumulative regret over many seeds."""
 
+    lesson = "rl"
     tags = ("rl", "bandits", "basics")
     explains = "none"
     headline = "regret_thompson"

@@ -29,6 +29,7 @@ class Config(LabConfig):
 class GymBasics(Lab):
     """A random agent on CartPole-v1: reset, step's five values, terminated vs truncated, GIF."""
 
+    lesson = "rl"
     tags = ("rl", "gymnasium", "basics")
     explains = "none"
     headline = "random_return"

@@ -124,6 +124,7 @@ def exact_return(env, policy: np.ndarray) -> float:
 class TabularLab(Lab):
     """Shared by the FrozenLake and Taxi labs: train, log, plot, save and replay a Q-table."""
 
+    lesson = "rl"
     explains = "none"
     headline = "eval_return"
     Config = Config

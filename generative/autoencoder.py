@@ -83,6 +83,7 @@ def sparse_eval_step(trainer, x, *, l1: float) -> dict:
 class Autoencoder(Lab):
     """Autoencoder (dense or conv) compresses the 8x8 digits to a small code and back."""
 
+    lesson = "autoencoders"
     tags = ("generative", "autoencoder", "images")
     explains = "none"  # the anomaly-score explanation (LIME regression) is a later lab
     headline = "mse_ratio"

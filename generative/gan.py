@@ -107,6 +107,7 @@ class Progress(Callback):
 class DigitsGAN(Lab):
     """GAN (MLP generator vs discriminator, two optimizers) draws 8x8 digits from noise."""
 
+    lesson = "gans"
     tags = ("generative", "gan", "images")
     explains = "none"  # the discriminator's real/fake decision under LIME is a later item
     headline = "sample_nn_ratio"

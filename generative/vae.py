@@ -93,6 +93,7 @@ def vae_eval_step(trainer, x, **terms) -> dict:
 class VariationalAutoencoder(Lab):
     """VAE on the 8x8 digits: reconstruction + beta*KL, negative ELBO in nats, samples."""
 
+    lesson = "autoencoders"
     tags = ("generative", "vae", "images")
     explains = "none"  # nothing to classify: LIME on anomaly scores is a later lab
     headline = "test_nelbo"

@@ -144,6 +144,10 @@ def cmd_info(args: argparse.Namespace) -> int:
     lab = spec.load()
     print(f"{spec.name}: {lab.describe()}")
     print(f"  tags:     {', '.join(lab.tags) or '-'}")
+    if lab.lesson:
+        from labs.lab import LESSONS
+
+        print(f"  lesson:   {LESSONS.get(lab.lesson, lab.lesson)}")
     kind = "built-in" if spec.builtin else "third-party plugin"
     print(f"  source:   {spec.dist} ({kind}), {spec.entry_point}")
     print(f"  explains: {lab.explains}")

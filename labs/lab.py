@@ -24,6 +24,29 @@ if TYPE_CHECKING:
     from labs.data import Dataset
 
 
+# The course's lessons, in teaching order: `lab info` names a lab's lesson and the README's
+# lab table groups labs by it, so a teacher can map the course onto the catalogue.
+LESSONS: dict[str, str] = {
+    "perceptron": "The perceptron",
+    "backprop": "Backpropagation",
+    "mlp": "Multilayer perceptrons",
+    "optimizers": "Gradient descent and optimizers",
+    "activations": "Activation functions",
+    "initialization": "Weight initialization",
+    "losses": "Loss functions",
+    "regularization": "Regularization",
+    "tabular": "Neural networks on tabular data",
+    "hyperparameters": "Hyperparameter search",
+    "strategy": "Machine-learning strategy",
+    "cnn": "Convolutional networks",
+    "transfer": "Transfer learning and few labels",
+    "rnn": "Recurrent networks and text",
+    "autoencoders": "Autoencoders and VAEs",
+    "gans": "Generative adversarial networks",
+    "rl": "Reinforcement learning",
+}
+
+
 class Lab:
     """Base class of every lab. Subclass it, set `Config`, implement `run`."""
 
@@ -33,6 +56,7 @@ class Lab:
     tags: ClassVar[tuple[str, ...]] = ()
     explains: ClassVar[str] = "none"  # "image", "tabular", ... or "none"
     headline: ClassVar[str] = ""  # the metric `lab runs` shows (default: the first returned)
+    lesson: ClassVar[str] = ""  # the course lesson it belongs to: a key of LESSONS
     Config: ClassVar[type] = TrainConfig
 
     def run(self, cfg: Any, run: Run) -> dict[str, float]:

@@ -180,6 +180,7 @@ def train(w: dict[str, float], lr: float, steps: int) -> tuple[dict[str, float],
 class BackpropWorked(Lab):
     """The classic 2-2-2 sigmoid network: one backward pass by hand, checked by autograd."""
 
+    lesson = "backprop"
     tags = ("supervised", "basics", "backprop")
     explains = "none"  # a worked example: there is no trained model worth explaining
     headline = "final_error"

@@ -157,6 +157,7 @@ def sample_gray(name: str) -> np.ndarray:
 class ConvArithmetic(Lab):
     """Convolution, padding, stride and pooling by hand, checked against torch; edge filters."""
 
+    lesson = "cnn"
     tags = ("supervised", "cnn", "basics")
     explains = "none"  # it trains nothing: there is no model to explain
     headline = "max_error_vs_torch"

@@ -23,6 +23,7 @@ class Config(SplitConfig):
 class DigitsMLP(Lab):
     """Dense network (64 -> hidden -> 10, softmax) on the 8x8 handwritten digits."""
 
+    lesson = "mlp"
     tags = ("supervised", "mlp", "images")
     explains = "image"
     headline = "test_acc"

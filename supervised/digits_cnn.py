@@ -43,6 +43,7 @@ def cnn(channels: list[int], dense: int, n_classes: int, conv_dropout: float = 0
 class DigitsCNN(Lab):
     """Convolutional network (conv -> ReLU -> max-pool -> dense -> softmax) on the 8x8 digits."""
 
+    lesson = "cnn"
     tags = ("supervised", "cnn", "images")
     explains = "image"
     headline = "test_acc"

@@ -54,6 +54,7 @@ def mcculloch_pitts(x: torch.Tensor, theta: float) -> torch.Tensor:
 class PerceptronGates(Lab):
     """Perceptron learning rule on AND, OR, NAND, NOR (100%) and XOR (impossible)."""
 
+    lesson = "perceptron"
     tags = ("supervised", "perceptron", "basics")
     explains = "tabular"
     headline = "gates_learned"

@@ -227,6 +227,7 @@ def gradient_check(p: dict, text: Text, rng: np.random.Generator, cfg: Config) -
 class RNNScratch(Lab):
     """A vanilla RNN (U, W, V, tanh) trained by hand-written BPTT; the gradient vanishes."""
 
+    lesson = "rnn"
     tags = ("supervised", "rnn", "basics", "backprop")
     explains = "none"  # numpy matrices, not a torch model: nothing for LIME to call
     headline = "final_loss"

@@ -22,6 +22,7 @@ class Config(TrainConfig):
 class XorMLP(Lab):
     """Two-layer MLP with a non-linear activation learns XOR to 100%."""
 
+    lesson = "mlp"
     tags = ("supervised", "mlp", "basics")
     explains = "tabular"
     headline = "acc"
