@@ -3,12 +3,14 @@ Weights & Biases unless it is turned off.
 
 W&B runs offline by default (no account needed; its files sit in the run directory and
 `wandb sync <run>/wandb/offline-run-*` uploads them later); `--wandb online` or `WANDB_MODE`
-switch to online; `--no-track` turns it off (and wandb is never imported).
+switch to online; `--no-track` turns it off.
 
-Tracking never crashes or stalls a run: W&B starts in a background thread while the lab loads
-its data and trains, and what is logged before it is up waits in order in a buffer. An online
-start that fails or takes longer than `INIT_TIMEOUT` falls back to offline files, with one
-warning; any other W&B failure is one warning and W&B is dropped for the rest of the run.
+Tracking never crashes or stalls a run: W&B lives in a sidecar process
+(`labs.wandb_sidecar`) that starts while the lab loads its data and trains, on another core,
+and receives every call in order through a pipe; the lab's process never imports wandb. An
+online start that fails or takes longer than `INIT_TIMEOUT` falls back to offline files, with
+one warning; any other W&B failure is one warning and W&B is dropped for the rest of the run.
+The sidecar's warnings reach the lab's process (as `TrackingWarning`s) when the run finishes.
 
 Every value is logged against a named step axis (`epoch`, `<fit>/epoch`, `global_step`,
 `env_step`...), declared to W&B with `define_metric`, never W&B's implicit step: that one must
@@ -18,12 +20,15 @@ Nothing here touches the process's environment: a notebook's second run is a run
 
 from __future__ import annotations
 
-import contextlib
 import json
+import os
+import queue
+import subprocess
+import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +36,7 @@ from labs.rundir import jsonable
 
 WANDB_MODES = ("offline", "online", "disabled")
 INIT_TIMEOUT = 15.0  # seconds an online W&B start may take before the run goes offline
-JOIN_TIMEOUT = 120.0  # the most `finish` waits for a W&B start still under way
+JOIN_TIMEOUT = 120.0  # the most `finish` waits for the sidecar to send everything to W&B
 
 
 class TrackingWarning(RuntimeWarning):
@@ -48,95 +53,17 @@ class Tracker:
         self.dir = Path(run_dir)
         self.metrics_path = self.dir / "metrics.jsonl"
         self._file = open(self.metrics_path, "a", encoding="utf-8")
-        self._wandb = None
-        self._lock = threading.Lock()
-        self._pending: list[tuple[str, Callable]] | None = None  # calls made before W&B is up
-        self._closed = False
-        self._held = False  # counts in `_live`
-        self._axes: set[str] = set()  # declared to W&B as step metrics
-        self._keys: set[str] = set()  # declared to W&B with their step metric
-        self._thread = None
+        self._sidecar: Sidecar | None = None
         if wandb_mode != "disabled":
-            self._pending = []
             init = dict(project=project, entity=entity, name=name, id=run_id,
-                        config=config, tags=list(tags), resume="allow" if resume else None)
-            self._thread = threading.Thread(target=self._start, args=(wandb_mode, init),
-                                            name="wandb-start", daemon=True)
-            self._thread.start()
+                        config=jsonable(config or {}), tags=list(tags),
+                        resume="allow" if resume else None, dir=str(self.dir))
+            self._sidecar = Sidecar(self.dir, {"mode": wandb_mode, "init": init,
+                                               "timeout": INIT_TIMEOUT})
 
-    # -- W&B start-up (background thread) ----------------------------------------------------
-
-    def _start(self, mode: str, init: dict[str, Any]) -> None:
-        run = None
-        try:
-            run = self._init(mode, init)
-        except Exception as e:
-            if mode == "online":
-                try:
-                    _teardown()  # the timed-out online stream still holds the run id
-                    run = self._init("offline", init)
-                    _warn(f"W&B online start failed ({_reason(e)}); logging offline instead: "
-                          f"upload later with `wandb sync {self.dir}/wandb/offline-run-*`")
-                except Exception as e2:
-                    _warn(f"W&B start failed, tracking to the run directory only: "
-                          f"{_reason(e2)}")
-            else:
-                _warn(f"W&B start failed, tracking to the run directory only: {_reason(e)}")
-        with self._lock:
-            if run is not None:
-                _hold()
-                self._held = True
-            self._wandb = run
-            pending, self._pending = self._pending or [], None
-            for what, fn in pending:
-                if self._wandb is not None:
-                    self._guard(what, fn)
-            if self._closed and self._wandb is not None:  # `finish` gave up waiting
-                self._guard("finish", lambda w: w.finish(1))
-                self._drop()
-
-    def _init(self, mode: str, init: dict[str, Any]):
-        import wandb
-
-        settings = wandb.Settings(silent=True, init_timeout=INIT_TIMEOUT, console="off",
-                                  x_disable_stats=True)
-        with _quiet_service():
-            wandb.setup(wandb.Settings(silent=True))  # quiet from the first line (login...)
-        return wandb.init(mode=mode, dir=str(self.dir), settings=settings,
-                          reinit="create_new", **init)
-
-    def _call(self, what: str, fn: Callable[[Any], Any]) -> None:
-        """Run `fn(wandb_run)` now, or once W&B is up; nothing when W&B is off or failed."""
-        if self._pending is None and self._wandb is None:
-            return
-        with self._lock:
-            if self._pending is not None:
-                self._pending.append((what, fn))
-            elif self._wandb is not None:
-                self._guard(what, fn)
-
-    def _guard(self, what: str, fn: Callable[[Any], Any]) -> Any:
-        """Run a W&B call; on any failure warn once and stop using W&B."""
-        try:
-            return fn(self._wandb)
-        except Exception as e:  # W&B must never take a run down with it
-            _warn(f"W&B {what} failed, tracking to the run directory only: {_reason(e)}")
-            self._drop()
-            return None
-
-    def _drop(self) -> None:
-        """Stop using W&B (the service stops with the process's last W&B run)."""
-        self._wandb = None
-        if self._held:
-            self._held = False
-            _release()
-
-    @property
-    def wandb_run(self):
-        """The live `wandb.Run` (waiting for its start), or None when W&B is off or failed."""
-        if self._thread is not None:
-            self._thread.join(JOIN_TIMEOUT)
-        return self._wandb
+    def _send(self, op: str, **fields: Any) -> None:
+        if self._sidecar is not None:
+            self._sidecar.send({"op": op, **fields})
 
     # -- logging -----------------------------------------------------------------------------
 
@@ -158,18 +85,7 @@ class Tracker:
         self._file.flush()
         if step is not None:
             row = {axis: step, **row}
-        self._call("log", lambda w: self._wandb_log(w, row, axis if step is not None else None))
-
-    def _wandb_log(self, w: Any, row: dict[str, Any], axis: str | None) -> None:
-        if axis is not None:
-            if axis not in self._axes:
-                w.define_metric(axis)
-                self._axes.add(axis)
-            for key in row:
-                if key not in self._keys and key not in self._axes:
-                    w.define_metric(key, step_metric=axis)
-                    self._keys.add(key)
-        w.log(row)  # no `step=`: W&B's own step only counts calls, so no row is dropped
+        self._send("log", row=row, axis=axis if step is not None else None)
 
     def forget_after(self, step: int, key: str) -> None:
         """Drop the rows holding `key` logged after `step`: a run killed between logging an
@@ -183,80 +99,106 @@ class Tracker:
         self._file = open(self.metrics_path, "a", encoding="utf-8")
 
     def log_figure(self, name: str, path: Path) -> None:
-        def send(w):
-            import wandb
-
-            w.log({name: wandb.Image(str(path))})
-
-        self._call("image", send)
+        self._send("image", name=name, path=str(path))
 
     def log_video(self, name: str, path: Path, fps: int = 25) -> None:
         """An animation already written to the run directory (a GIF, an MP4), as W&B media."""
-        def send(w):
-            import wandb
-
-            w.log({name: wandb.Video(str(path), fps=fps, format=Path(path).suffix.lstrip("."))})
-
-        self._call("video", send)
+        self._send("video", name=name, path=str(path), fps=fps)
 
     def log_table(self, name: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         """A table: written as JSON to the run directory and as a `wandb.Table`."""
         path = self.dir / f"{name.replace('/', '_')}.table.json"
-        path.write_text(json.dumps({"columns": list(columns),
-                                    "rows": [[jsonable(v) for v in r] for r in rows]}, indent=1))
-        columns, rows = list(columns), [list(r) for r in rows]
-
-        def send(w):
-            import wandb
-
-            w.log({name: wandb.Table(columns=columns, data=rows)})
-
-        self._call("table", send)
+        columns, rows = list(columns), [[jsonable(v) for v in r] for r in rows]
+        path.write_text(json.dumps({"columns": columns, "rows": rows}, indent=1))
+        self._send("table", name=name, columns=columns, rows=rows)
 
     def log_file(self, path: Path) -> None:
-        self._call("save", lambda w: w.save(str(path), str(self.dir), "now"))
+        self._send("file", path=str(path), base=str(self.dir))
 
     def summary(self, metrics: dict[str, Any]) -> None:
-        values = {k: jsonable(v) for k, v in metrics.items()}
-        self._call("summary", lambda w: w.summary.update(values))
+        self._send("summary", values={k: jsonable(v) for k, v in metrics.items()})
 
     def finish(self, exit_code: int = 0) -> None:
-        """Close metrics.jsonl; wait for W&B's start (bounded), flush and finish it."""
+        """Close metrics.jsonl; let the sidecar send the rest to W&B and finish (bounded)."""
         self._file.close()
-        if self._thread is not None:
-            self._thread.join(JOIN_TIMEOUT)
-            self._thread = None
-        with self._lock:
-            self._closed = True
-            if self._pending is not None:
-                _warn(f"W&B did not start within {JOIN_TIMEOUT:.0f} s; the run directory has "
-                      f"everything")
-            elif self._wandb is not None:
-                self._guard("finish", lambda w: w.finish(exit_code))
-                self._drop()
+        if self._sidecar is not None:
+            sidecar, self._sidecar = self._sidecar, None
+            for message in sidecar.close(exit_code):
+                _warn(message)
 
 
-_live = 0  # W&B runs of this process not finished yet
-_live_lock = threading.Lock()
+class Sidecar:
+    """The W&B process of one run: commands go in through its stdin in order, from a writer
+    thread (so a slow start never blocks the lab), warnings come back on its stdout."""
 
+    def __init__(self, run_dir: Path, start: dict[str, Any]):
+        log = run_dir / "wandb"
+        log.mkdir(exist_ok=True)
+        self._log = open(log / "sidecar.log", "wb")  # W&B's service noise; never the terminal
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._queue.put(start)
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "labs.wandb_sidecar"], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=self._log, env=_child_env(), close_fds=True)
+        self._warnings: list[str] = []
+        self._writer = threading.Thread(target=self._write, name="wandb-sidecar-in",
+                                        daemon=True)
+        self._reader = threading.Thread(target=self._read, name="wandb-sidecar-out",
+                                        daemon=True)
+        self._writer.start()
+        self._reader.start()
 
-def _hold() -> None:
-    global _live
-    with _live_lock:
-        _live += 1
+    def send(self, cmd: dict[str, Any]) -> None:
+        self._queue.put(cmd)
 
-
-def _release() -> None:
-    """`finish` returns before W&B's service has written the run's files; stopping the
-    service (when no other run of this process uses it) writes them before the run ends."""
-    global _live
-    with _live_lock:
-        _live -= 1
-        if _live == 0:
+    def _write(self) -> None:
+        stdin = self._proc.stdin
+        while True:
+            cmd = self._queue.get()
+            if cmd is None:
+                break
             try:
-                _teardown()
-            except Exception:  # the files are complete a moment later anyway
-                pass
+                stdin.write((json.dumps(cmd) + "\n").encode())
+                if self._queue.empty():
+                    stdin.flush()
+            except (OSError, ValueError):  # the sidecar died: what is left has nowhere to go
+                break
+        try:
+            stdin.close()
+        except OSError:
+            pass
+
+    def _read(self) -> None:
+        for line in self._proc.stdout:
+            try:
+                self._warnings.append(json.loads(line)["warn"])
+            except (ValueError, KeyError, TypeError):
+                continue
+
+    def close(self, exit_code: int) -> list[str]:
+        """Finish the W&B run, wait for the sidecar (at most `JOIN_TIMEOUT`); its warnings."""
+        self._queue.put({"op": "finish", "exit_code": exit_code})
+        self._queue.put(None)
+        try:
+            self._proc.wait(JOIN_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+            self._warnings.append(f"W&B did not finish within {JOIN_TIMEOUT:.0f} s; the run "
+                                  f"directory has everything")
+        self._writer.join(5)
+        self._reader.join(5)
+        self._proc.stdout.close()
+        self._log.close()
+        return list(self._warnings)
+
+
+def _child_env() -> dict[str, str]:
+    """The sidecar imports `labs` from wherever this process did (a source checkout too)."""
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    return env
 
 
 def _warn(message: str) -> None:
@@ -266,50 +208,6 @@ def _warn(message: str) -> None:
 def _reason(e: BaseException) -> str:
     text = str(e).splitlines()[0] if str(e) else ""
     return f"{type(e).__name__}: {text}" if text else type(e).__name__
-
-
-def _teardown() -> None:
-    import wandb
-
-    wandb.teardown()
-
-
-@contextlib.contextmanager
-def _quiet_service():
-    """Start W&B's service process with its stdout/stderr closed.
-
-    It logs to a file under W&B's cache dir, but when that is not writable it prints every log
-    line to the terminal it inherited (about 18 lines per run). Its output is never for the
-    user; wandb offers no setting for it, hence this narrow patch of its launcher.
-    """
-    try:
-        import subprocess
-
-        from wandb.sdk.lib.service import service_process
-    except ImportError:  # another wandb layout: nothing to quieten
-        yield
-        return
-    real = getattr(service_process, "subprocess", None)
-    if real is not subprocess:
-        yield
-        return
-
-    class _Quiet:
-        def __getattr__(self, name):
-            return getattr(subprocess, name)
-
-        @staticmethod
-        def Popen(*args, **kwargs):  # noqa: N802 - subprocess's name
-            for stream in ("stdout", "stderr"):
-                if kwargs.get(stream) is None:
-                    kwargs[stream] = subprocess.DEVNULL
-            return subprocess.Popen(*args, **kwargs)
-
-    service_process.subprocess = _Quiet()
-    try:
-        yield
-    finally:
-        service_process.subprocess = real
 
 
 def _row(line: str) -> dict | None:

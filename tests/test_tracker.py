@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import subprocess
+import sys
 import warnings
 
 import pytest
 from wandb_records import read_run
 
 from labs import Tracker, run
+from labs.wandb_sidecar import Sink
 
 
 def test_offline_wandb_run_holds_config_metrics_and_summary():
@@ -40,22 +44,53 @@ def test_no_track_writes_no_wandb_files(cli, runs_dir):
     assert not (d / "wandb").exists() and (d / "metrics.jsonl").stat().st_size > 0
 
 
-def test_wandb_failure_is_a_warning_not_a_crash(monkeypatch, tmp_path):
-    import wandb
+class FakeWandb:
+    """Stands in for the wandb module inside a `Sink` (the sidecar's W&B side)."""
 
-    def broken_init(*a, **k):
-        raise ConnectionError("no route to host")
+    def __init__(self, run=None, init_error=None):
+        self._run, self._error = run, init_error
 
-    monkeypatch.setattr(wandb, "init", broken_init)
-    with pytest.warns(RuntimeWarning, match="W&B start failed.*no route to host"):
-        res = run("xor-mlp", epochs=3, explain=False, track="online")
-    assert json.loads((res.dir / "summary.json").read_text())["status"] == "completed"
-    assert len((res.dir / "metrics.jsonl").read_text().splitlines()) >= 3
+    def Settings(self, **kw):  # noqa: N802 - wandb's name
+        return kw
+
+    def init(self, **kw):
+        if self._error:
+            raise self._error
+        return self._run
+
+    def teardown(self):
+        pass
 
 
-def test_wandb_log_failure_drops_wandb_once(tmp_path):
-    t = Tracker(tmp_path, wandb_mode="disabled")
+def test_wandb_failure_is_a_warning_not_a_crash():
+    warned = []
+    sink = Sink(warned.append, FakeWandb(init_error=ConnectionError("no route to host")))
+    sink.start("offline", {"dir": "/x"}, timeout=1)
+    sink.apply({"op": "log", "row": {"a": 1.0}, "axis": None})  # ignored, no second warning
+    sink.apply({"op": "finish"})
+    assert len(warned) == 1 and re.match("W&B start failed.*no route to host", warned[0])
 
+
+def test_a_failed_online_start_goes_offline_once():
+    class Run:
+        def finish(self, code=0):
+            pass
+
+    class OnlineFails(FakeWandb):
+        def init(self, **kw):
+            if kw["mode"] == "online":
+                raise TimeoutError("timed out")
+            return Run()
+
+    warned = []
+    sink = Sink(warned.append, OnlineFails())
+    sink.start("online", {"dir": "/r"}, timeout=1)
+    assert sink.run is not None
+    assert len(warned) == 1 and "logging offline" in warned[0]
+    assert "wandb sync /r/wandb/offline-run-*" in warned[0]
+
+
+def test_wandb_log_failure_drops_wandb_once():
     class Flaky:
         def define_metric(self, *a, **k):
             pass
@@ -63,15 +98,36 @@ def test_wandb_log_failure_drops_wandb_once(tmp_path):
         def log(self, *a, **k):
             raise RuntimeError("socket closed")
 
-    t._wandb = Flaky()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        t.log({"a": 1.0}, step=1)
-        t.log({"a": 2.0}, step=2)
-    assert len([w for w in caught if "socket closed" in str(w.message)]) == 1
+    warned = []
+    sink = Sink(warned.append, FakeWandb(run=Flaky()))
+    sink.start("offline", {}, timeout=1)
+    for i in range(2):
+        sink.apply({"op": "log", "row": {"epoch": i, "a": 1.0}, "axis": "epoch"})
+    assert len(warned) == 1 and "socket closed" in warned[0]
+
+
+def test_a_dead_sidecar_never_takes_the_run_down(tmp_path):
+    t = Tracker(tmp_path, wandb_mode="offline", run_id="deadside1")
+    t._sidecar._proc.kill()
+    t._sidecar._proc.wait()
+    for i in range(50):  # the pipe is broken: these go to metrics.jsonl only
+        t.log({"a": float(i)}, step=i, axis="epoch")
     t.finish()
-    rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert [r["a"] for r in rows] == [1.0, 2.0]
+    assert len(_jsonl(tmp_path)) == 50
+
+
+def test_the_lab_process_never_imports_wandb(tmp_path):
+    """W&B lives in the sidecar: the lab's process stays free of its import and its GIL."""
+    code = ("import sys; from labs import run; "
+            f"r = run('xor-mlp', epochs=2, explain=False, runs_dir={str(tmp_path)!r}); "
+            "assert r.dir.joinpath('wandb').is_dir(); "
+            "print('wandb' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "False"
+    (d,) = (tmp_path / "xor-mlp").iterdir()
+    assert read_run(d)["config"]["epochs"] == 2
 
 
 def _jsonl(d):
@@ -117,8 +173,6 @@ def test_two_named_fits_both_reach_wandb(monkeypatch):
 
 
 def test_tracker_log_axis_rows_and_declarations(tmp_path):
-    t = Tracker(tmp_path, wandb_mode="disabled")
-
     class Recorder:
         def __init__(self):
             self.calls = []
@@ -133,7 +187,22 @@ def test_tracker_log_axis_rows_and_declarations(tmp_path):
         def finish(self, *a):
             pass
 
-    w = t._wandb = Recorder()
+    class Pipe:  # the tracker's side of the sidecar, straight into a Sink
+        def __init__(self, sink):
+            self.sink = sink
+
+        def send(self, cmd):
+            self.sink.apply(json.loads(json.dumps(cmd)))  # what crosses the pipe is JSON
+
+        def close(self, exit_code):
+            self.sink.apply({"op": "finish", "exit_code": exit_code})
+            return []
+
+    w = Recorder()
+    sink = Sink(lambda m: None, FakeWandb(run=w))
+    sink.start("offline", {}, timeout=1)
+    t = Tracker(tmp_path, wandb_mode="disabled")
+    t._sidecar = Pipe(sink)
     t.log({"loss": 1.0, "global_step": 10}, step=1, axis="epoch")
     t.log({"loss": 0.5, "global_step": 20}, step=2, axis="epoch")
     t.log({"reward": 3.0}, step=500, axis="env_step")
@@ -150,24 +219,11 @@ def test_tracker_log_axis_rows_and_declarations(tmp_path):
         (1, "epoch", 1), (2, "epoch", 2), (500, "env_step", 500)]
 
 
-def test_logs_made_before_wandb_is_up_arrive_in_order(monkeypatch, tmp_path):
-    import threading
-
-    import wandb
-
-    release = threading.Event()
-    real_init = wandb.init
-
-    def slow_init(*a, **k):
-        release.wait(30)
-        return real_init(*a, **k)
-
-    monkeypatch.setattr(wandb, "init", slow_init)
+def test_logs_made_before_wandb_is_up_arrive_in_order(tmp_path):
     t = Tracker(tmp_path, wandb_mode="offline", run_id="early1")
     for i in range(5):
         t.log({"x": float(i)}, step=i + 1, axis="epoch")  # returns at once: W&B is not up
     t.summary({"final": 4.0})
-    release.set()
     t.finish()
     got = read_run(tmp_path)
     assert [h["x"] for h in got["history"] if "x" in h] == [0.0, 1.0, 2.0, 3.0, 4.0]
@@ -216,9 +272,6 @@ def test_online_start_failure_falls_back_to_offline_with_one_warning(monkeypatch
 
 def test_wandb_service_noise_stays_out_of_the_terminal(monkeypatch, tmp_path, capfd):
     """With W&B's cache dir unwritable its service printed ~18 log lines to stderr."""
-    import wandb
-
-    wandb.teardown()  # a fresh service, started by this run
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     monkeypatch.setenv("WANDB_CACHE_DIR", str(blocker / "cache"))
