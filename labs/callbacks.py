@@ -90,6 +90,7 @@ class Checkpoint(Callback):
         self.best = math.inf if self.mode == "min" else -math.inf
         self.best_epoch = 0
         self._best_weights: dict[str, torch.Tensor] | None = None  # not yet in best.pt
+        self._best_buf: dict[str, torch.Tensor] | None = None  # reused by every improvement
         self._snapshot: dict[str, Any] | None = None
         self._snapshot_cost = self._snapshot_time = 0.0
         self._saved_at: tuple[int, int] | None = None  # (epoch, global step) in last.pt
@@ -124,7 +125,21 @@ class Checkpoint(Callback):
         if value is not None and _better(value, self.best, self.mode):
             self.best, self.best_epoch = value, epoch
             model = getattr(trainer.model, "_orig_mod", trainer.model)
-            self._best_weights = cpu_copy(model.state_dict())
+            self._best_weights = self._copy_into_buffer(model.state_dict())
+
+    def _copy_into_buffer(self, weights: dict[str, Any]) -> dict[str, Any]:
+        """A CPU copy of `weights` in buffers reused across improvements: a monitor that
+        improves every epoch no longer allocates a model's worth of tensors every epoch."""
+        buf = self._best_buf
+        if (buf is None or buf.keys() != weights.keys() or any(
+                not isinstance(v, torch.Tensor) or buf[k].shape != v.shape
+                or buf[k].dtype != v.dtype for k, v in weights.items())):
+            self._best_buf = buf = cpu_copy(weights)
+            return buf
+        with torch.no_grad():
+            for k, v in weights.items():
+                buf[k].copy_(v)
+        return buf
 
     def on_fit_end(self, trainer: Trainer) -> None:
         self._flush(trainer, trainer.state_dict())

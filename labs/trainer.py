@@ -232,7 +232,11 @@ class _Means:
         if self.acc and "out" in out:
             target = split_batch(batch)[2]
             if isinstance(target, torch.Tensor):
-                self.preds.append(_predicted(first(out["out"])))
+                o = first(out["out"]).detach()
+                # a classifier's few logits per sample are kept and scored in one argmax per
+                # epoch (an argmax per batch was a tenth of a small MLP's step); wide outputs
+                # (a sequence's, a segmentation's) are reduced now, to keep memory small
+                self.preds.append(o if o.ndim <= 2 and o.shape[-1] <= 64 else _predicted(o))
                 self.targets.append(target)
 
     def result(self) -> dict[str, float]:
@@ -240,7 +244,8 @@ class _Means:
         n = max(self.n, 1)
         sums = dict(self.sums)
         if self.preds:
-            pred = torch.cat([p.reshape(-1) for p in self.preds])
+            pred = torch.cat([_predicted(p).reshape(-1) if p.is_floating_point() else
+                              p.reshape(-1) for p in _concat_logits(self.preds)])
             target = torch.cat([t.reshape(-1) for t in self.targets])
             sums["acc"] = (pred == target).sum() * (n / max(len(pred), 1))  # a share of preds
         dev = [k for k, v in sums.items() if isinstance(v, torch.Tensor)]
@@ -298,6 +303,8 @@ class Trainer:
         self.in_epoch = False  # True while the state is past `epoch` but its epoch is unfinished
         self.should_stop = False
         self.history = History()
+        self._norms: torch.Tensor | None = None  # sum of this epoch's pre-clip gradient norms
+        self._norm_count = 0
 
     # -- pieces a custom step uses -----------------------------------------------------------
 
@@ -320,7 +327,11 @@ class Trainer:
             self.scaler.unscale_(optimizer)
             ps = params if params is not None else (
                 p for g in optimizer.param_groups for p in g["params"])
-            torch.nn.utils.clip_grad_norm_(list(ps), self.grad_clip)
+            norm = torch.nn.utils.clip_grad_norm_(list(ps), self.grad_clip).detach()
+            # the pre-clip norm, averaged over the epoch's steps (`train_grad_norm`): how hard
+            # the clipping works, the exploding-gradient lesson in one curve
+            self._norms = norm if self._norms is None else self._norms + norm
+            self._norm_count += 1
         self.scaler.step(optimizer)
 
     def learning_rates(self) -> dict[str, float]:
@@ -386,6 +397,7 @@ class Trainer:
         ends = self._overriding("on_batch_end")
         per_step = self._schedulers() if self.scheduler_interval == "step" else []
         step0 = self.global_step
+        self._norms, self._norm_count = None, 0
         for i, batch in enumerate(train):
             batch = to_device(batch, self.device, non_blocking=True)
             for cb in starts:
@@ -399,6 +411,8 @@ class Trainer:
             for cb in ends:
                 cb.on_batch_end(self, i, batch, out)
         logs = {f"train_{k}": v for k, v in means.result().items()}
+        if self._norm_count:
+            logs["train_grad_norm"] = float(self._norms) / self._norm_count
         bad = [k for k, v in logs.items() if not math.isfinite(v) and k != "train_acc"]
         if bad:
             self._diverged(epoch, step0, means.per_batch, [k[len("train_"):] for k in bad])
@@ -496,6 +510,19 @@ class Trainer:
             if cb.state_key in saved:
                 cb.load_state_dict(saved[cb.state_key])
         set_rng_state(state.get("rng"))
+
+
+def _concat_logits(preds: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Runs of kept logits of one shape joined into one tensor each (one argmax per run)."""
+    groups: list[list[torch.Tensor]] = []
+    for p in preds:
+        last = groups[-1][-1] if groups else None
+        if (last is not None and p.is_floating_point() and last.is_floating_point()
+                and p.shape[1:] == last.shape[1:]):
+            groups[-1].append(p)
+        else:
+            groups.append([p])
+    return [g[0] if len(g) == 1 else torch.cat(g) for g in groups]
 
 
 def _predicted(out: torch.Tensor) -> torch.Tensor:

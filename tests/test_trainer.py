@@ -62,6 +62,32 @@ def test_grad_clip_bounds_the_step():
     assert moved <= 0.01 + 1e-6
 
 
+def test_clipping_logs_the_mean_pre_clip_gradient_norm():
+    data = _data()
+    model = nn.Linear(3, 2)
+    norms = []
+
+    class Spy(Callback):
+        def on_batch_start(self, trainer, i, batch):
+            x, y = batch
+            model.zero_grad()
+            (1000 * nn.functional.cross_entropy(model(x), y)).backward()
+            norms.append(float(torch.nn.utils.get_total_norm(
+                [p.grad for p in model.parameters()])))
+
+    t = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.0),
+                lambda out, y: 1000 * nn.functional.cross_entropy(out, y), epochs=2,
+                grad_clip=0.01, callbacks=[Spy()])
+    t.fit(TensorLoader(data, 16, shuffle=False))
+    first, second = (e["train_grad_norm"] for e in t.history.epochs)
+    assert first == pytest.approx(sum(norms[:4]) / 4, rel=1e-5)  # lr 0: the same each epoch
+    assert second == pytest.approx(first, rel=1e-5) and first > 1  # far above the 0.01 clip
+    t2 = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), nn.CrossEntropyLoss(),
+                 epochs=1)
+    t2.fit(TensorLoader(data, 16))
+    assert "train_grad_norm" not in t2.history.last  # no clipping, nothing measured
+
+
 def test_lr_schedule_and_callbacks_see_every_epoch():
     model = nn.Linear(3, 2)
     opt = torch.optim.SGD(model.parameters(), lr=1.0)
