@@ -35,6 +35,11 @@ COMMANDS = {
 }
 IMPORTS = ["torch", "matplotlib.figure", "sklearn", "lime.lime_base", "lime.lime_tabular",
            "lime.lime_image", "skimage.segmentation", "wandb", "explain", "labs"]
+# The floor under any lab that trains: torch.optim's step imports torch._dynamo on its first
+# call (torch/optim/optimizer.py, `_use_grad_for_differentiable`), whatever the model.
+FIRST_STEP = "torch + one Adam step"
+FIRST_STEP_CODE = ("import torch; p = torch.zeros(1, requires_grad=True); "
+                   "o = torch.optim.Adam([p]); p.sum().backward(); o.step()")
 
 
 def wall(cmd: list[str], **env: str) -> float:
@@ -54,7 +59,7 @@ def main() -> None:
     args = p.parse_args()
     py = sys.executable
     times: dict[str, list[float]] = {k: [] for k in ["python -c pass", *COMMANDS]}
-    imports: dict[str, list[float]] = {m: [] for m in IMPORTS}
+    imports: dict[str, list[float]] = {m: [] for m in [*IMPORTS, FIRST_STEP]}
     for r in range(args.repeat):
         with tempfile.TemporaryDirectory() as d:
             wb = {"WANDB_DIR": d, "WANDB_CACHE_DIR": d, "WANDB_CONFIG_DIR": d}
@@ -67,6 +72,7 @@ def main() -> None:
             floor = wall([py, "-c", "pass"])
             for m in IMPORTS:
                 imports[m].append(wall([py, "-c", f"import {m}"]) - floor)
+            imports[FIRST_STEP].append(wall([py, "-c", FIRST_STEP_CODE]) - floor)
     floor = statistics.median(times["python -c pass"])
     result = {"machine": _common.machine(), "repeat": args.repeat,
               "commands": {k: _common.stats(v) for k, v in times.items()},
@@ -77,6 +83,8 @@ def main() -> None:
         "digits-mlp W&B offline minus --no-track (s)":
             round(med["lab run digits-mlp"] - med["lab run digits-mlp --no-track"], 3),
         "lab list under 0.1 s": med["lab list"] < 0.1,
+        "floor of a training lab (python + torch + first optimizer step), s":
+            round(floor + result["imports"][FIRST_STEP]["median"], 3),
     }
     import render
 
