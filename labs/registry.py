@@ -147,6 +147,7 @@ def discover(env: dict[str, str] | None = None) -> Registry:
                     reg.broken.append(_refused(s, builtin[0]))
         else:
             reg.conflicts[name] = specs
+    _CACHE.save()
     return reg
 
 
@@ -177,20 +178,100 @@ def _read_source(name: str, value: str, dist: str) -> LabSpec:
     if not spec.origin or not spec.origin.endswith(".py"):
         return LabSpec(name, value, dist)  # compiled or namespace: described when loaded
     try:
-        with open(spec.origin, encoding="utf-8") as f:
-            tree = _skim(f.read(), attr, spec.origin)
+        facts = _facts(spec.origin, attr)
     except (OSError, SyntaxError, ValueError) as e:
         return LabSpec(name, value, dist, problem=f"cannot read {spec.origin}: {e}")
-    missing = _missing_imports(tree)
+    missing = _missing_imports(facts["imports"])  # never cached: packages come and go
     if missing:
         return LabSpec(name, value, dist,
                        problem=f"{module} imports {missing}, which is not installed")
-    cls = next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == attr), None)
-    if cls is None:
+    if not facts["found"]:
         return LabSpec(name, value, dist, problem=f"{module} defines no class {attr}")
-    if _lacks_run(cls):
+    if facts["lacks_run"]:
         return LabSpec(name, value, dist, problem=f"{value} {NO_RUN}")
-    return LabSpec(name, value, dist, *_class_info(cls))
+    return LabSpec(name, value, dist, facts["summary"], tuple(facts["tags"]))
+
+
+def _facts(origin: str, attr: str) -> dict:
+    """What `lab list` needs from a lab's source, parsed once per version of the file.
+
+    Parsing is most of `lab list`'s time and grows with the catalogue, so the facts are kept
+    in a small cache file (see `SourceCache`), keyed on the file's path, size and mtime.
+    """
+    st = os.stat(origin)
+    key = f"{origin}:{attr}"
+    stamp = [st.st_mtime_ns, st.st_size]
+    cached = _CACHE.get(key)
+    if cached is not None and cached.get("stamp") == stamp:
+        return cached
+    with open(origin, encoding="utf-8") as f:
+        tree = _skim(f.read(), attr, origin)
+    cls = next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == attr), None)
+    summary, tags = _class_info(cls) if cls is not None else ("", ())
+    facts = {"stamp": stamp, "imports": _top_imports(tree), "found": cls is not None,
+             "lacks_run": cls is not None and _lacks_run(cls), "summary": summary,
+             "tags": list(tags)}
+    _CACHE.put(key, facts)
+    return facts
+
+
+class SourceCache:
+    """A JSON file of parsed lab-source facts under the user's cache directory
+    (`$LAB_CACHE_DIR`, else `$XDG_CACHE_HOME/labs`, else `~/.cache/labs`). Any problem with
+    it (unwritable, corrupt, raced by another process) only means parsing again."""
+
+    VERSION = 1
+
+    def __init__(self) -> None:
+        self._data: dict[str, dict] | None = None
+        self._dirty = False
+
+    @staticmethod
+    def path() -> str:
+        base = os.environ.get("LAB_CACHE_DIR") or os.path.join(
+            os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
+            "labs")
+        return os.path.join(base, f"registry-v{SourceCache.VERSION}.json")
+
+    def _load(self) -> dict[str, dict]:
+        if self._data is None:
+            try:
+                import json
+
+                with open(self.path(), encoding="utf-8") as f:
+                    data = json.load(f)
+                self._data = data if isinstance(data, dict) else {}
+            except (OSError, ValueError):
+                self._data = {}
+        return self._data
+
+    def get(self, key: str) -> dict | None:
+        value = self._load().get(key)
+        return value if isinstance(value, dict) else None
+
+    def put(self, key: str, facts: dict) -> None:
+        self._load()[key] = facts
+        self._dirty = True
+
+    def save(self) -> None:
+        if not self._dirty:
+            return
+        self._dirty = False
+        try:
+            import json
+            import tempfile
+
+            path = self.path()
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(self._data, f)
+            os.replace(tmp, path)
+        except OSError:
+            pass
+
+
+_CACHE = SourceCache()
 
 
 _FIRST_DEF = re.compile(r"^(?:@|class\s|def\s|async\s+def\s)", re.M)
@@ -251,8 +332,9 @@ def _lacks_run(cls: ast.ClassDef) -> bool:
     return True
 
 
-def _missing_imports(tree: ast.Module) -> str:
-    """The first top-level absolute import that no installed package provides."""
+def _top_imports(tree: ast.Module) -> list[str]:
+    """The top-level packages the module's top-level absolute imports need, in order."""
+    tops: list[str] = []
     for node in tree.body:
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
@@ -260,12 +342,17 @@ def _missing_imports(tree: ast.Module) -> str:
             names = [node.module]
         else:
             continue
-        for full in names:
-            top = full.split(".")[0]
-            if top in sys.builtin_module_names or top in sys.modules:
-                continue
-            if importlib.util.find_spec(top) is None:
-                return top
+        tops += [n.split(".")[0] for n in names if n.split(".")[0] not in tops]
+    return tops
+
+
+def _missing_imports(tops: list[str]) -> str:
+    """The first of `tops` that no installed package provides."""
+    for top in tops:
+        if top in sys.builtin_module_names or top in sys.modules:
+            continue
+        if importlib.util.find_spec(top) is None:
+            return top
     return ""
 
 

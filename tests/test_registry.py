@@ -175,3 +175,65 @@ def test_skim_reads_the_class_alone_and_falls_back_to_the_whole_file():
     for t in (_skim(plain, "Mine", "p"), tree):
         cls = next(n for n in t.body if isinstance(n, ast.ClassDef))
         assert _class_info(cls) == ("Summary line.", ("a", "b"))
+
+
+def _plugin(tmp_path, monkeypatch, source: str, name="cachedlab"):
+    pkg = tmp_path / "cacheplug"
+    pkg.mkdir(exist_ok=True)
+    (pkg / "__init__.py").write_text("")
+    path = pkg / "lab.py"
+    path.write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(metadata, "entry_points",
+                        lambda group: [_EP(name, "cacheplug.lab:Mine", "cache-dist")])
+    monkeypatch.setattr(registry, "_CACHE", registry.SourceCache())  # a fresh process's
+    return path
+
+
+_MINE = ('from labs import Lab\n\n\nclass Mine(Lab):\n    """{doc}"""\n\n'
+         '    def run(self, cfg, run):\n        return {{}}\n')
+
+
+def test_lab_sources_are_parsed_once_per_version(tmp_path, monkeypatch):
+    """`lab list` parses each lab's source once; later listings read the cache file."""
+    _plugin(tmp_path, monkeypatch, _MINE.format(doc="First summary."))
+    assert registry.discover().get("cachedlab").summary == "First summary."
+    assert (tmp_path / ".lab-cache" / "registry-v1.json").is_file()
+
+    def no_parsing(*a):
+        raise AssertionError("parsed again")
+
+    monkeypatch.setattr(registry, "_CACHE", registry.SourceCache())
+    with monkeypatch.context() as m:
+        m.setattr(registry, "_skim", no_parsing)
+        assert registry.discover().get("cachedlab").summary == "First summary."
+    # an edited file is parsed again
+    _plugin(tmp_path, monkeypatch, _MINE.format(doc="A longer, second summary."))
+    assert registry.discover().get("cachedlab").summary == "A longer, second summary."
+
+
+def test_a_cached_lab_whose_dependency_vanished_is_still_reported(tmp_path, monkeypatch):
+    src = "import colorsys\n" + _MINE.format(doc="Needs colorsys.")
+    _plugin(tmp_path, monkeypatch, src)
+    assert registry.discover().get("cachedlab").summary == "Needs colorsys."
+    monkeypatch.setattr(registry, "_CACHE", registry.SourceCache())
+    real = registry.importlib.util.find_spec
+    monkeypatch.setattr(registry.importlib.util, "find_spec",
+                        lambda n, *a: None if n == "colorsys" else real(n, *a))
+    monkeypatch.delitem(sys.modules, "colorsys", raising=False)
+    reg = registry.discover()
+    (broken,) = [b for b in reg.broken if b.name == "cachedlab"]
+    assert "imports colorsys, which is not installed" in broken.problem
+
+
+def test_a_corrupt_or_unwritable_cache_only_means_parsing(tmp_path, monkeypatch):
+    cache_dir = tmp_path / ".lab-cache"
+    cache_dir.mkdir()
+    (cache_dir / "registry-v1.json").write_text("{not json")
+    _plugin(tmp_path, monkeypatch, _MINE.format(doc="Fine anyway."))
+    assert registry.discover().get("cachedlab").summary == "Fine anyway."
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("LAB_CACHE_DIR", str(blocker / "cache"))
+    monkeypatch.setattr(registry, "_CACHE", registry.SourceCache())
+    assert registry.discover().get("cachedlab").summary == "Fine anyway."
