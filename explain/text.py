@@ -84,7 +84,8 @@ class TextExplainer(Explainer):
             fmap[pos] = f
 
         def predict(batch: np.ndarray) -> np.ndarray:
-            return self._outputs(subject, ["".join(row) for row in batch])
+            texts = np.array(["".join(row) for row in batch], dtype=object)
+            return subject.outputs(texts)  # (N, C), or (N,) values in regression
 
         dele = deletion_test(predict, tokens, "", fmap, w, target, self.deletion_k(len(words)),
                              seed, self.opts["deletion_draws"])

@@ -45,6 +45,11 @@ class Config(SplitConfig):
     grad_clip: float = option(1.0, "clip the gradient's global norm to this (0: off); on by "
                                    "default against exploding recurrent gradients", min=0)
 
+    def validate(self) -> None:
+        super().validate()
+        if self.data_file:  # a missing file, column or label stops the run before it starts
+            read_labelled_csv(self.data_file, CLASSES)
+
 
 # -- the generated corpus ----------------------------------------------------------------------
 
