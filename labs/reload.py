@@ -107,6 +107,8 @@ def explain_saved(ref: str, *, input_file: str | None = None, samples: int | Non
         summary = explain_run(r.lab, r.cfg, run, r.models, r.data, n=n,
                               num_samples=r.cfg.explain_num_samples, out_dir=out,
                               samples=inputs)
+        if inputs is not None:  # what the lab adds about a typed input (a translation)
+            notes += r.lab.describe_input(r.cfg, r.models, r.data, inputs, out)
     except BaseException:
         import shutil
 
