@@ -46,11 +46,11 @@ MAX_SRC = 40     # characters of input read (a longer input is cut)
 
 @dataclass
 class Config(SplitConfig):
-    n_dates: int = option(12000, "generated (written date, ISO date) pairs", min=50)
+    n_dates: int = option(8000, "generated (written date, ISO date) pairs", min=50)
     embed: int = option(32, "character embedding size", min=1)
     hidden: int = option(64, "GRU hidden units (the encoder has this per direction)", min=1)
     beam: int = option(3, "beam width of the beam-search decoder", min=1, max=20)
-    epochs: int = option(12, "passes over the training data")
+    epochs: int = option(6, "passes over the training data")
     lr: float = option(3e-3, "learning rate (Adam)")
     batch_size: int = option(128, "pairs per gradient step")
     test_size: float = option(0.1, "held-out test fraction", gt=0, lt=1)
