@@ -12,7 +12,7 @@ Explainer kinds register themselves with `@register(kind)`; each built-in kind i
 imported below (add a kind: a new module + one import line here).
 """
 
-from explain import image, tabular  # noqa: F401  (register the built-in kinds)
+from explain import image, tabular, text  # noqa: F401  (register the built-in kinds)
 from explain.base import Explainer, Explanation, explainer_kinds, get_explainer, register
 from explain.errors import ExplainError
 from explain.predict import torch_predict

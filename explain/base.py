@@ -144,6 +144,11 @@ class Explainer:
         """A matplotlib.figure.Figure of the explanation (no pyplot, no global backend)."""
         raise NotImplementedError
 
+    def save_extras(self, explanation: Explanation, stem: Path) -> dict[str, Path]:
+        """Write files beyond the PNG and JSON (e.g. an HTML view) as `<stem>.<ext>`; returns
+        them by kind. Called by `explain()` when it writes figures; the default writes none."""
+        return {}
+
     # -- helpers shared by the kinds --------------------------------------------------------
     def deletion_k(self, n_features: int) -> int:
         return choose_k(n_features, self.opts["deletion_k"], self.opts["deletion_frac"])

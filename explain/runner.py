@@ -52,6 +52,7 @@ def explain(subject: Subject, out_dir: Path | str | None, *, n: int = 3, num_sam
                 e.png = out / f"{name}.png"
                 _save_png(fig, e.png)
                 figs[name] = e.png
+                explainer.save_extras(e, out / name)  # e.g. the text explainer's HTML view
             e.json = out / f"{name}.json"
             e.json.write_text(json.dumps(e.to_dict(), indent=2, allow_nan=False))
         explanations.append(e)

@@ -72,7 +72,9 @@ def _parser() -> argparse.ArgumentParser:
 
     ex = sub.add_parser("explain", help="explain more predictions of a saved run")
     ex.add_argument("run", help="a run id, <lab>/<id> or path")
-    ex.add_argument("--input", metavar="FILE", help="an image file or a CSV row to explain")
+    ex.add_argument("--input", metavar="FILE|TEXT",
+                    help="an image file or a CSV row to explain; for text labs a sentence "
+                         "(or a text file)")
     ex.add_argument("--samples", type=int, help="how many test samples to explain")
     ex.add_argument("--runs-dir")
 

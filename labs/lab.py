@@ -133,6 +133,13 @@ class Lab:
                     for name, m in model.items()}
         return {"": default_subject(self.explains, model, data, cfg)}
 
+    def describe_input(self, cfg: Any, models: dict[str, Any], data: Dataset, inputs: Any,
+                       out_dir: Path) -> list[str]:
+        """Lines `lab explain <run> --input ...` prints about the one input besides LIME's
+        prediction (a translation, say), with any figure written to `out_dir`. Default: none.
+        """
+        return []
+
     @classmethod
     def describe(cls) -> str:
         if cls.summary:

@@ -107,6 +107,8 @@ def explain_saved(ref: str, *, input_file: str | None = None, samples: int | Non
         summary = explain_run(r.lab, r.cfg, run, r.models, r.data, n=n,
                               num_samples=r.cfg.explain_num_samples, out_dir=out,
                               samples=inputs)
+        if inputs is not None:  # what the lab adds about a typed input (a translation)
+            notes += r.lab.describe_input(r.cfg, r.models, r.data, inputs, out)
     except BaseException:
         import shutil
 
@@ -170,6 +172,10 @@ def read_input(file: str, data: Any, kind: str, notes: list[str] | None = None) 
     string for text. What was done to the file's content is appended to `notes`."""
     notes = notes if notes is not None else []
     p = Path(file)
+    if kind == "text" and not _is_file(p):  # a sentence typed on the command line
+        out = np.empty(1, dtype=object)
+        out[0] = file
+        return out
     if not p.is_file():
         raise LabError(f"no input file {p}")
     if kind == "text":
@@ -177,6 +183,7 @@ def read_input(file: str, data: Any, kind: str, notes: list[str] | None = None) 
             text = p.read_text(encoding="utf-8").strip()
         except UnicodeDecodeError:
             raise LabError(f"{p.name} is not a UTF-8 text file") from None
+        notes.append(f"read the text from the file {p.name}")
         out = np.empty(1, dtype=object)
         out[0] = text
         return out
@@ -184,6 +191,14 @@ def read_input(file: str, data: Any, kind: str, notes: list[str] | None = None) 
         raise LabError("this lab's data cannot encode raw inputs from a file")
     raw = _read_image(p, data, notes) if kind == "image" else _read_row(p, data, kind)
     return data.encode(raw).reshape(1, *data.input_shape).astype(np.float32)
+
+
+def _is_file(p: Path) -> bool:
+    """Whether `p` names a file (a long sentence is no valid path: no OSError for it)."""
+    try:
+        return p.is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def _layout(shape: tuple[int, ...]) -> tuple[int, int, int, bool]:

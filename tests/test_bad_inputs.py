@@ -34,6 +34,8 @@ FILES = {
     "typo.yaml": "hiden: 3\n",
     "c.yaml": "epochs: 3\n",
     "binary.yaml": b"\xff\xfe\x00\x81bad",
+    "nocols.csv": "words,label\nhi,positive\n",
+    "badlabel.csv": "text,label\n" + "fine,neutral\n" * 10 + "wow,happy\n",
 }
 
 _UNAVAILABLE = "mps" if torch.cuda.is_available() else "cuda"
@@ -116,6 +118,13 @@ CASES = [
     ("resume-other-lab", R("digits-mlp", "--resume", "xor-mlp/{run}"), "belongs to lab 'xor-mlp'"),
     ("resume-with-config", R("xor-mlp", "--resume", "{run}", "--config", "c.yaml"),
      "drop --config"),
+    # text corpora (sentiment-rnn)
+    ("text-file-missing", R("sentiment-rnn", "--set", "data_file=nope.csv"),
+     "data_file nope.csv does not exist"),
+    ("text-file-columns", R("sentiment-rnn", "--set", "data_file=nocols.csv"),
+     "lacks column(s) text"),
+    ("text-file-label", R("sentiment-rnn", "--set", "data_file=badlabel.csv"),
+     "unknown label(s) 'happy'; labels must be one of negative, neutral, positive"),
     # command-line syntax
     ("wandb-mode", R("xor-mlp", "--wandb", "sometimes"), "argument --wandb: invalid choice"),
     ("run-without-name", ["run"], "the following arguments are required: name"),
