@@ -34,6 +34,8 @@ FILES = {
     "typo.yaml": "hiden: 3\n",
     "c.yaml": "epochs: 3\n",
     "binary.yaml": b"\xff\xfe\x00\x81bad",
+    "churn_cols.csv": "CreditScore,Gender,Age,Tenure,Balance,NumOfProducts,HasCrCard,"
+                      "IsActiveMember,EstimatedSalary,Exited\n600,Male,40,3,0,1,1,1,5e4,0\n",
 }
 
 _UNAVAILABLE = "mps" if torch.cuda.is_available() else "cuda"
@@ -127,6 +129,11 @@ CASES = [
     ("explain-samples-text", ["explain", "{run}", "--samples", "abc"], "invalid int value: 'abc'"),
     ("explain-unknown-run", ["explain", "nothing-here"], "no run 'nothing-here'"),
     ("info-unknown-lab", ["info", "xor"], "Did you mean"),
+    # a lab's own data file
+    ("churn-no-file", R("churn-classifier", "--set", "data_file=nope.csv"),
+     "churn data file 'nope.csv' not found"),
+    ("churn-missing-column", R("churn-classifier", "--set", "data_file=churn_cols.csv"),
+     "churn_cols.csv lacks the column(s) Geography"),
 ]
 
 
