@@ -57,12 +57,13 @@ def test_heatmap_checks_its_shape():
 @pytest.mark.slow
 def test_a_regularizer_narrows_the_gap():
     """Seed 0, 150 epochs on 90 digits: the baseline's test loss ends ~0.45 above its training
-    loss; augmentation, batch norm, L2 and L1 each cut that by a fifth or more."""
+    loss; augmentation, batch norm, L2 and L1 each cut that by a fifth or more (0.31-0.37),
+    while reruns of the baseline with another initialization land within 0.43-0.46. The
+    accuracy gaps (0.11-0.13) differ by no more than that seed noise, so they are not tested."""
     res = run("regularization", track=False, progress=False, explain=False, grid_l2=[],
               variants=["baseline", "l2", "l1", "bn_before", "augment"])
     m = res.metrics
     assert m["baseline_loss_gap"] > 0.3  # it does overfit
     assert m["best_loss_gap"] < 0.75 * m["baseline_loss_gap"]
-    assert m["best_acc_gap"] < m["baseline_acc_gap"] - 0.01
     assert m["l1_zero_weights"] > 0.5  # L1 leaves most weights exactly zero...
     assert m["l1_test_acc"] > m["baseline_test_acc"] - 0.05  # ...at little cost
