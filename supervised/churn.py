@@ -155,8 +155,9 @@ def synthetic(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 class ChurnClassifier(Lab):
-    """Dense network (11 -> 128 ReLU -> dropout 0.5 -> 2) predicts bank customer churn:
-    precision, recall, F1, ROC-AUC, threshold; a CSV of yours or synthetic data."""
+    """Dense net (11 -> 128 ReLU -> dropout 0.5 -> 2) predicts bank churn: precision, recall, AUC.
+
+    Reads a CSV of yours in the Kaggle layout, or generates synthetic data (and says so)."""
 
     lesson = "tabular"
     tags = ("supervised", "mlp", "tabular", "binary")

@@ -62,8 +62,10 @@ def trials(cfg: Config) -> list[dict]:
 
 
 class HparamSearch(Lab):
-    """Grid and random search over learning rate x batch size x width, each trial a
-    digits-mlp run; a table of trials and validation accuracy against learning rate."""
+    """Grid and random search over lr x batch size x width, each trial a digits-mlp run.
+
+    A table of the trials (each linked to its run) and validation accuracy against the
+    learning rate."""
 
     lesson = "hyperparameters"
     tags = ("supervised", "hyperparameters", "search")

@@ -141,8 +141,9 @@ def _soft_threshold(model: nn.Module, opt: torch.optim.Optimizer, l1: float) -> 
 
 
 class Regularization(Lab):
-    """An MLP overfits 90 digits; L2, L1, dropout, batch norm, early stopping and
-    augmentation narrow the generalization gap (with an L2 x dropout grid)."""
+    """An MLP overfits 90 digits; L2, L1, dropout, batch norm, early stop, augmentation vs it.
+
+    A table of generalization gaps, and an L2 x dropout grid."""
 
     lesson = "regularization"
     tags = ("supervised", "mlp", "regularization", "images")

@@ -28,8 +28,7 @@ class IrisConfig(TrainConfig):
 
 
 class IrisMLP(Lab):
-    """Dense network (4 -> 8 ReLU -> 3 softmax) on iris: stratified 10-fold cross-validation,
-    mean ± std accuracy."""
+    """Dense net (4 -> 8 ReLU -> 3) on iris: stratified 10-fold cross-validation, mean ± std."""
 
     lesson = "tabular"
     tags = ("supervised", "mlp", "tabular", "cross-validation")
@@ -117,8 +116,9 @@ class Rescale(nn.Module):
 
 
 class TabularRegression(Lab):
-    """Dense network with a linear output on scikit-learn's diabetes data, against
-    MLPRegressor and linear regression: MSE, MAE, R²."""
+    """Dense net with a linear output on the diabetes data vs MLPRegressor and linear regression.
+
+    MSE, MAE, R² and a predicted-vs-true figure; LIME in regression mode."""
 
     lesson = "tabular"
     tags = ("supervised", "mlp", "tabular", "regression")
