@@ -83,6 +83,25 @@ def deletion_test(predict: Callable[[np.ndarray], np.ndarray], x: np.ndarray, fi
                     features=[int(f) for f in top])
 
 
+# Drops smaller than this (both LIME's and random's) mean removing features changed nothing.
+NEGLIGIBLE = 1e-6
+
+
+def deletion_meaningful(top: float, random: float) -> bool:
+    """Whether a deletion test says anything: False when neither LIME's top-k nor the random
+    features moved the output (0.000 vs 0.000: e.g. a step unit far from its threshold, or a
+    truth-table row whose inputs already equal the baseline), so no comparison is possible."""
+    return bool(abs(top) > NEGLIGIBLE or abs(random) > NEGLIGIBLE)
+
+
+def describe_deletion(k: int, top: float, random: float) -> str:
+    """The deletion test in words for figures and printouts: the two drops, or "not
+    meaningful" when there is nothing to compare (see `deletion_meaningful`)."""
+    if not deletion_meaningful(top, random):
+        return f"deletion top-{k}: not meaningful (removing features changes nothing)"
+    return f"deletion top-{k} {top:.3f} vs random {random:.3f}"
+
+
 def deletion_ratio(top: Sequence[float], random: Sequence[float]) -> float:
     """Ratio of means over a run: mean LIME drop / mean random drop.
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from explain.base import Explainer, Explanation, register
 from explain.errors import ExplainError
-from explain.fidelity import deletion_test, rank_correlation, true_row
+from explain.fidelity import deletion_test, describe_deletion, rank_correlation, true_row
 from explain.segmentation import relabel, segment, to_unit_rgb
 from explain.subject import Subject
 
@@ -273,6 +273,6 @@ class ImageExplainer(Explainer):
         for ax in (ax_img, ax_top, ax_heat):
             ax.set_xticks([])
             ax.set_yticks([])
-        fig.suptitle(f"deletion of top-{e.deletion_k}: drop {e.deletion_top:.3f} "
-                     f"vs random {e.deletion_random:.3f}", fontsize=10)
+        fig.suptitle(describe_deletion(e.deletion_k, e.deletion_top, e.deletion_random),
+                     fontsize=10)
         return fig

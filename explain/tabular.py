@@ -12,7 +12,7 @@ import numpy as np
 
 from explain.base import Explainer, Explanation, register
 from explain.errors import ExplainError
-from explain.fidelity import deletion_test, rank_correlation, true_row
+from explain.fidelity import deletion_test, describe_deletion, rank_correlation, true_row
 from explain.figures import fit_canvas
 from explain.subject import Subject
 
@@ -145,7 +145,7 @@ class TabularExplainer(Explainer):
                       self.opts["discretize_continuous"] else
                       "LIME weight: local slope per training std\n(green: output rises with it)",
                       fontsize=9)
-        ax.set_title(f"sample {e.index}: {truth}{what}\nlocal R² {e.score:.2f} · deletion "
-                     f"top-{e.deletion_k} {e.deletion_top:.3f} vs random "
-                     f"{e.deletion_random:.3f}", fontsize=9)
+        ax.set_title(f"sample {e.index}: {truth}{what}\nlocal R² {e.score:.2f} · "
+                     f"{describe_deletion(e.deletion_k, e.deletion_top, e.deletion_random)}",
+                     fontsize=9)
         return fit_canvas(fig)  # long feature names widen the figure instead of being cut

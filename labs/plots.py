@@ -207,6 +207,36 @@ def decision_surface(model: Any, x: Any, y: Any = None, *, target: int = 1,
     return fit_canvas(fig)
 
 
+def heatmap(values: Any, rows: Sequence[Any], cols: Sequence[Any], *, row_label: str = "",
+            col_label: str = "", title: str = "", fmt: str = ".3f", cmap: str = "viridis",
+            colorbar: str = "") -> Figure:
+    """A grid of numbers as a coloured, annotated table (a hyperparameter grid's scores).
+
+    values: a 2-D array, one row per `rows` entry and one column per `cols` entry; NaN cells
+    stay blank (a grid cell that was not run).
+    """
+    v = np.atleast_2d(_numpy(values)).astype(float)
+    if v.shape != (len(rows), len(cols)):
+        raise ValueError(f"heatmap: values of shape {v.shape} for {len(rows)} rows x "
+                         f"{len(cols)} columns")
+    fig = Figure(figsize=(1.0 * len(cols) + 2.5, 0.6 * len(rows) + 1.6), layout="constrained")
+    ax = fig.add_subplot()
+    im = ax.imshow(np.ma.masked_invalid(v), cmap=cmap, aspect="auto")
+    finite = v[np.isfinite(v)]
+    mid = (finite.min() + finite.max()) / 2 if finite.size else 0.0
+    for (r, c), x in np.ndenumerate(v):
+        if np.isfinite(x):  # dark text on the light end of the scale, light on the dark end
+            ax.text(c, r, format(x, fmt), ha="center", va="center", fontsize=9,
+                    color="k" if x > mid else "w")
+    ax.set_xticks(range(len(cols)), [str(c) for c in cols])
+    ax.set_yticks(range(len(rows)), [str(r) for r in rows])
+    ax.set_xlabel(col_label)
+    ax.set_ylabel(row_label)
+    fig.colorbar(im, ax=ax, label=colorbar)
+    ax.set_title(title)
+    return fit_canvas(fig)
+
+
 def _probabilities(model: Any) -> Callable[[np.ndarray], np.ndarray]:
     if not hasattr(model, "predict"):
         return model  # already a numpy predict function

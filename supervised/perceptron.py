@@ -1,4 +1,5 @@
-"""Rosenblatt's perceptron learns the logic gates it can separate, and fails on XOR."""
+"""Rosenblatt's perceptron learns the logic gates it can separate, and fails on XOR; before it,
+the McCulloch-Pitts unit computes OR and AND with fixed weights, a threshold and a veto."""
 
 from __future__ import annotations
 
@@ -18,8 +19,13 @@ class Config(LabConfig):
     epochs: int = option(20, "at most this many passes over the truth table", min=1)
     lr: float = option(1.0, "learning rate of the perceptron rule (from zero weights it only "
                             "scales them)", gt=0)
-    theta_and: float = option(2.0, "McCulloch-Pitts threshold that makes AND (weights 1, 1)")
-    theta_or: float = option(1.0, "McCulloch-Pitts threshold that makes OR (weights 1, 1)")
+    mcp_inputs: int = option(3, "excitatory binary inputs of the McCulloch-Pitts unit (it "
+                                "also has one inhibitory input)", min=1, max=8)
+    theta_and: float = option(3.0, "McCulloch-Pitts threshold that makes AND (= mcp_inputs; "
+                                   "in between: 'at least theta of them')")
+    theta_or: float = option(1.0, "McCulloch-Pitts threshold that makes OR")
+    explain_samples: int = option(4, "truth-table rows to explain (all four: (1, 1) too)",
+                                  min=1)
 
 
 class Perceptron(nn.Module):
@@ -46,9 +52,32 @@ class Perceptron(nn.Module):
         return mistakes
 
 
-def mcculloch_pitts(x: torch.Tensor, theta: float) -> torch.Tensor:
-    """A threshold unit with fixed unit weights: fires when the sum of inputs reaches theta."""
-    return (x.sum(-1) >= theta).long()
+def mcculloch_pitts(x: torch.Tensor, theta: float,
+                    inhibitory: torch.Tensor | None = None) -> torch.Tensor:
+    """The McCulloch-Pitts unit (1943): binary excitatory inputs with fixed unit weights; it
+    fires when their sum reaches theta, unless an inhibitory input is on (an absolute veto)."""
+    fires = x.sum(-1) >= theta
+    if inhibitory is not None:
+        fires = fires & (inhibitory.reshape(len(x), -1).sum(-1) == 0)
+    return fires.long()
+
+
+def mcp_truth_table(n: int, theta_or: float, theta_and: float
+                    ) -> tuple[list[str], list[list[int]], dict[str, float]]:
+    """Every row of n excitatory inputs x the inhibitory input: the unit with theta_or and
+    theta_and against OR and AND of the inputs (vetoed when inhibited). (columns, rows, acc)."""
+    grid = torch.tensor([[(i >> (n - 1 - j)) & 1 for j in range(n)] for i in range(2 ** n)])
+    x = grid.repeat(2, 1).float()
+    inhibit = torch.repeat_interleave(torch.tensor([0, 1]), 2 ** n)
+    out = {"OR": mcculloch_pitts(x, theta_or, inhibit),
+           "AND": mcculloch_pitts(x, theta_and, inhibit)}
+    truth = {"OR": (x.sum(-1) >= 1) & (inhibit == 0), "AND": (x.sum(-1) == n) & (inhibit == 0)}
+    columns = [*(f"x{j + 1}" for j in range(n)), "inhibit", f"OR (theta={theta_or:g})",
+               f"AND (theta={theta_and:g})"]
+    rows = [[*map(int, x[i].tolist()), int(inhibit[i]), int(out["OR"][i]), int(out["AND"][i])]
+            for i in range(len(x))]
+    acc = {g: (out[g] == truth[g].long()).float().mean().item() for g in out}
+    return columns, rows, acc
 
 
 class PerceptronGates(Lab):
@@ -84,9 +113,16 @@ class PerceptronGates(Lab):
             acc = (net(x).long() == t).float().mean().item()
             metrics[f"acc_{gate}"] = acc
             metrics[f"epochs_{gate}"] = epoch
-        for gate, theta in (("AND", cfg.theta_and), ("OR", cfg.theta_or)):
-            t = datasets.logic_gate(gate).train.y
-            metrics[f"mcp_acc_{gate}"] = (mcculloch_pitts(x, theta) == t).float().mean().item()
+        columns, rows, mcp_acc = mcp_truth_table(cfg.mcp_inputs, cfg.theta_or, cfg.theta_and)
+        run.table("mcculloch_pitts", columns, rows)
+        print(f"McCulloch-Pitts unit, {cfg.mcp_inputs} excitatory inputs + 1 inhibitory:")
+        print("  " + "  ".join(columns))
+        for row in rows:
+            print("  " + "  ".join(str(v).center(len(c)) for v, c in zip(row, columns)))
+        for gate in ("AND", "OR"):
+            metrics[f"mcp_acc_{gate}"] = mcp_acc[gate]
+        # the veto: with the inhibitory input on, no row fires at either threshold
+        metrics["mcp_vetoed_fires"] = float(sum(r[-1] + r[-2] for r in rows if r[-3] == 1))
         learnable = [g for g in cfg.gates if g not in ("XOR", "XNOR")]
         metrics = {"gates_learned": float(sum(metrics[f"acc_{g}"] == 1.0 for g in learnable)),
                    **metrics}

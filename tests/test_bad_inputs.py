@@ -36,6 +36,8 @@ FILES = {
     "binary.yaml": b"\xff\xfe\x00\x81bad",
     "nocols.csv": "words,label\nhi,positive\n",
     "badlabel.csv": "text,label\n" + "fine,neutral\n" * 10 + "wow,happy\n",
+    "churn_cols.csv": "CreditScore,Gender,Age,Tenure,Balance,NumOfProducts,HasCrCard,"
+                      "IsActiveMember,EstimatedSalary,Exited\n600,Male,40,3,0,1,1,1,5e4,0\n",
 }
 
 _UNAVAILABLE = "mps" if torch.cuda.is_available() else "cuda"
@@ -136,6 +138,11 @@ CASES = [
     ("explain-samples-text", ["explain", "{run}", "--samples", "abc"], "invalid int value: 'abc'"),
     ("explain-unknown-run", ["explain", "nothing-here"], "no run 'nothing-here'"),
     ("info-unknown-lab", ["info", "xor"], "Did you mean"),
+    # a lab's own data file
+    ("churn-no-file", R("churn-classifier", "--set", "data_file=nope.csv"),
+     "churn data file 'nope.csv' not found"),
+    ("churn-missing-column", R("churn-classifier", "--set", "data_file=churn_cols.csv"),
+     "churn_cols.csv lacks the column(s) Geography"),
 ]
 
 
