@@ -1,0 +1,73 @@
+"""Foundations labs, part A: gd-optimizers, logistic-regression, activations, weight-init and
+loss-functions; and the core pieces they share (variants that diverge, labs.probes)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from labs import datasets, variants
+from labs.context import Run
+
+
+class _Tracker:
+    def __init__(self):
+        self.tables = {}
+
+    def log(self, metrics, step=None, *, axis="step"):
+        pass
+
+    def log_table(self, name, columns, rows):
+        self.tables[name] = (list(columns), [list(r) for r in rows])
+
+    def log_figure(self, name, path):
+        pass
+
+
+def _run(tmp_path, epochs=6, lr=0.05):
+    cfg = SimpleNamespace(epochs=epochs, batch_size=16, lr=lr, seed=0)
+    (tmp_path / "figures").mkdir(parents=True, exist_ok=True)
+    return Run("t", "r1", tmp_path, cfg, torch.device("cpu"), _Tracker(), progress=False)
+
+
+def _line():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 2)).astype("f4")
+    return datasets.from_arrays(x, x @ np.array([2.0, -1.0]), classification=False, seed=0)
+
+
+def _reg():
+    return nn.Sequential(nn.Linear(2, 1), nn.Flatten(0))
+
+
+# -- labs.variants: a diverging variant is reported, not raised --------------------------------
+
+def test_fit_all_reports_a_diverging_variant_and_trains_the_rest(tmp_path):
+    from labs.errors import TrainingDiverged
+
+    def huge_lr():  # SGD at lr 5 on unit-variance inputs: |1 - 5 * 2| > 1, the loss explodes
+        model = _reg()
+        return variants.Variant(model, fit={"optimizer": torch.optim.SGD(model.parameters(), 5.0)})
+
+    common = {"loss": nn.MSELoss(), "metrics": ()}
+    with pytest.raises(TrainingDiverged):  # the default still raises
+        variants.fit_all(_run(tmp_path / "raise"), {"huge_lr": huge_lr}, _line(), **common)
+    run = _run(tmp_path)
+    specs = {"ok": _reg(), "huge_lr": huge_lr, "after": _reg()}
+    results = variants.fit_all(run, specs, _line(), diverged="report", **common)
+    assert list(results) == ["ok", "huge_lr", "after"]
+    bad = results["huge_lr"]
+    assert bad.fit is None and "diverged" in bad.diverged and bad.test == {}
+    assert results["ok"].diverged == "" and results["after"].test["loss"] < 0.5
+    rows = variants.log_table(run, "t", results)
+    cols, _ = run.tracker.tables["t"]
+    status = cols.index("status")
+    assert [r[status] for r in rows] == ["ok", "diverged", "ok"]
+    run.figure("c", variants.curves(results, "train_loss"))  # draws with a diverged variant
+    assert (tmp_path / "figures" / "c.png").is_file()
+    with pytest.raises(ValueError, match="diverged="):
+        variants.fit_all(run, {}, _line(), diverged="ignore")
