@@ -137,6 +137,8 @@ def table(results: Mapping[str, Result], columns: Sequence[str] | None = None
     rows = {name: r.row() for name, r in results.items()}
     if columns is None:
         columns = list(dict.fromkeys(k for row in rows.values() for k in row))
+    elif any(r.diverged for r in results.values()) and "status" not in columns:
+        columns = [*columns, "status"]  # a diverged variant always says so
     return ["variant", *columns], [[name, *(row.get(c) for c in columns)]
                                    for name, row in rows.items()]
 

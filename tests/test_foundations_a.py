@@ -71,3 +71,50 @@ def test_fit_all_reports_a_diverging_variant_and_trains_the_rest(tmp_path):
     assert (tmp_path / "figures" / "c.png").is_file()
     with pytest.raises(ValueError, match="diverged="):
         variants.fit_all(run, {}, _line(), diverged="ignore")
+
+
+# -- gd-optimizers ---------------------------------------------------------------------------
+
+def _table(result, name):
+    import json
+
+    t = json.loads((result.dir / f"{name}.table.json").read_text())
+    return {r[0]: dict(zip(t["columns"], r, strict=True)) for r in t["rows"]}
+
+
+def test_gd_optimizers_recovers_the_true_weights_and_reports_the_divergence(tmp_path):
+    from labs import run
+
+    res = run("gd-optimizers", track=False, runs_dir=tmp_path, progress=False, epochs=10,
+              n_samples=300,
+              optimizers=["sgd", "adam"], stochastic_epochs=1, surface_steps=20)
+    m = res.metrics
+    assert m["weight_error"] < 0.15  # (3, -2, 1) recovered by mini-batch SGD
+    assert m["opt/adam/weight_error"] < 0.15
+    # the too-large learning rate and the raw (unscaled) inputs diverge: reported, not raised
+    assert m["lr/lr=1.5/diverged"] == 1.0 and m["scale/raw/diverged"] == 1.0
+    assert m["diverged_variants"] == 2.0
+    assert _table(res, "lr")["lr=1.5"]["status"] == "diverged"
+    assert _table(res, "lr")["lr=0.05"]["status"] == "ok"
+    # per epoch, one full-batch step per epoch lags far behind mini-batches
+    assert m["batch/full_batch/test_loss"] > 3 * m["batch/mini_batch/test_loss"]
+    assert set(_table(res, "nonconvex")) == {"sgd", "adam"}
+    for fig in ("opt_loss", "opt_loss_time", "batch_loss_time", "surface", "nonconvex",
+                "scale_loss", "shuffle_loss", "lr_loss"):
+        assert (res.dir / "figures" / f"{fig}.png").is_file(), fig
+
+
+@pytest.mark.slow
+def test_gd_optimizers_default_every_optimizer_but_adadelta_recovers_the_weights(tmp_path):
+    from labs import run
+
+    res = run("gd-optimizers", track=False, runs_dir=tmp_path, progress=False)
+    m = res.metrics
+    for opt in ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "nadam"):
+        assert m[f"opt/{opt}/weight_error"] < 0.15, opt
+    assert m["opt/adadelta/weight_error"] > 0.5  # Adadelta's slow start: still far after 20
+    assert m["scale/standardized/test_loss"] < m["scale/minmax11/test_loss"] \
+        < m["scale/minmax01/test_loss"]  # same learning rate: the better conditioned, the faster
+    # the momentum methods cross the saddle into the global minimum, plain SGD stops in the local
+    bumpy = _table(res, "nonconvex")
+    assert bumpy["momentum"]["minimum"] == "global" and bumpy["sgd"]["minimum"] == "local"
