@@ -118,3 +118,39 @@ def test_gd_optimizers_default_every_optimizer_but_adadelta_recovers_the_weights
     # the momentum methods cross the saddle into the global minimum, plain SGD stops in the local
     bumpy = _table(res, "nonconvex")
     assert bumpy["momentum"]["minimum"] == "global" and bumpy["sgd"]["minimum"] == "local"
+
+
+# -- logistic-regression ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("C", [1.0, 0.05])
+def test_logistic_regression_matches_sklearn_with_the_same_penalty(tmp_path, C):
+    from labs import run
+
+    res = run("logistic-regression", track=False, runs_dir=tmp_path, progress=False, C=C,
+              epochs=300, explain=False)
+    m = res.metrics
+    assert m["coef_max_diff"] < 0.02 * max(1.0, m["coef_max_abs"])
+    assert m["intercept_diff"] < 0.02
+    assert abs(m["test_acc"] - m["sklearn_acc"]) <= 0.01 and m["test_acc"] > 0.95
+    for fig in ("curves", "coefficients", "sigmoid"):
+        assert (res.dir / "figures" / f"{fig}.png").is_file()
+    assert len(_table(res, "coefficients")) == 30
+
+
+def test_logistic_lesson_is_known():
+    from labs.lab import LESSONS
+    from supervised.logistic_regression import LogisticRegression
+
+    assert LESSONS[LogisticRegression.lesson] == "Logistic regression"
+
+
+@pytest.mark.slow
+def test_logistic_regression_lime_ranks_the_30_features_like_the_coefficients(tmp_path):
+    from labs import run
+
+    res = run("logistic-regression", track=False, runs_dir=tmp_path, progress=False)
+    m = res.metrics
+    assert m["coef_max_diff"] < 0.005
+    # Spearman of |LIME weight| vs |coefficient| over all 30 features, mean of 10 samples
+    assert m["explain_rank_corr"] > 0.8
+    assert m["explain_deletion_ratio"] > 3
