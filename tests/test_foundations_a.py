@@ -154,3 +154,73 @@ def test_logistic_regression_lime_ranks_the_30_features_like_the_coefficients(tm
     # Spearman of |LIME weight| vs |coefficient| over all 30 features, mean of 10 samples
     assert m["explain_rank_corr"] > 0.8
     assert m["explain_deletion_ratio"] > 3
+
+
+# -- labs.probes -----------------------------------------------------------------------------
+
+def test_probes_record_gradient_norms_paths_activations_and_gradients(tmp_path):
+    from labs import probes
+
+    run = _run(tmp_path, epochs=3)
+    model = nn.Sequential(nn.Linear(2, 4), nn.Tanh(), nn.Linear(4, 1), nn.Flatten(0))
+    norms, trace = probes.GradientNorms(model), probes.ParamTrace(model[2].weight)
+    data = _line()
+    run.fit(model, data, loss=nn.MSELoss(), metrics=(), callbacks=[norms, trace],
+            optimizer=torch.optim.SGD(model.parameters(), 0.01))
+    assert list(norms.history) == ["0", "2"] and all(len(v) == 3 for v in norms.history.values())
+    steps = 3 * -(-len(data.train.y) // 16)
+    assert trace.points.shape == (steps + 1, 4)  # the start, then one row per step
+    # the last row is the trained weight; the gradients measured now match autograd's
+    assert np.allclose(trace.points[-1], model[2].weight.detach().numpy().ravel())
+    x, y = data.test.x, data.test.y
+    grads = probes.gradients(model, nn.MSELoss(), x, y)
+    model.zero_grad()
+    nn.MSELoss()(model(x), y).backward()
+    assert torch.allclose(grads["0"], model[0].weight.grad)
+    acts = probes.activations(model, x)
+    assert list(acts) == ["1"] and torch.allclose(acts["1"], torch.tanh(model[0](x)))
+    run.figure("h", probes.histograms(acts, title="t"))
+    assert (tmp_path / "figures" / "h.png").is_file()
+
+
+# -- activations -----------------------------------------------------------------------------
+
+def test_the_bias_lesson_and_the_linear_collapse():
+    from supervised import activations as act
+
+    assert act.relu_neuron((1, 2), (-2, 1)) == 0.0  # -2 + 2 = 0: ReLU gives 0
+    assert act.relu_neuron((1, 2), (-2, 1), 3.0) == 3.0  # a bias of 3 lifts it to 3
+    torch.manual_seed(0)
+    deep = act.deep_mlp(5, 4, 7, 3, "linear").double()
+    x = torch.randn(50, 5, dtype=torch.float64)
+    single = act.collapse(deep)
+    assert single.weight.shape == (3, 5)  # four hidden layers, one matrix
+    assert torch.allclose(deep(x), single(x), atol=1e-12)
+    with pytest.raises(ValueError, match="collapses"):
+        act.collapse(act.deep_mlp(5, 2, 7, 3, "relu"))
+
+
+def test_activations_sigmoid_gradients_vanish_towards_the_input(tmp_path):
+    from labs import run
+
+    res = run("activations", track=False, runs_dir=tmp_path, progress=False, epochs=2,
+              activations=["sigmoid", "relu", "linear"])
+    m = res.metrics
+    # at the start, sigmoid's first layer gets a tiny part of its last layer's gradient
+    assert m["sigmoid/grad_first_over_last"] < 1e-3
+    assert m["grad_ratio_relu_over_sigmoid"] > 100
+    assert m["linear/collapse_max_diff"] < 1e-9  # the trained linear net is one linear layer
+    assert m["bias/relu_without_bias"] == 0.0 and m["bias/relu_with_bias_3"] == 3.0
+    for fig in ("functions", "gradient_norms", "val_loss", "val_acc"):
+        assert (res.dir / "figures" / f"{fig}.png").is_file()
+
+
+@pytest.mark.slow
+def test_activations_default_the_non_saturating_ones_learn_sigmoid_does_not(tmp_path):
+    from labs import run
+
+    m = run("activations", track=False, runs_dir=tmp_path, progress=False).metrics
+    for a in ("tanh", "relu", "elu"):
+        assert m[f"{a}/test_acc"] > 0.9, a
+    assert m["sigmoid/test_acc"] < 0.3  # six sigmoid layers: the gradient never arrives
+    assert 0.7 < m["linear/test_acc"] < m["relu/test_acc"]  # a linear model, however deep
