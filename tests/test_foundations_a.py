@@ -224,3 +224,34 @@ def test_activations_default_the_non_saturating_ones_learn_sigmoid_does_not(tmp_
         assert m[f"{a}/test_acc"] > 0.9, a
     assert m["sigmoid/test_acc"] < 0.3  # six sigmoid layers: the gradient never arrives
     assert 0.7 < m["linear/test_acc"] < m["relu/test_acc"]  # a linear model, however deep
+
+
+# -- weight-init -----------------------------------------------------------------------------
+
+def test_weight_init_symmetry_saturation_and_explosion(tmp_path):
+    from labs import run
+
+    res = run("weight-init", track=False, runs_dir=tmp_path, progress=False, epochs=2, depth=4,
+              schemes=["zeros", "constant", "large_tanh", "large_relu", "xavier_tanh"])
+    m = res.metrics
+    # symmetry: every hidden unit is still a copy of the others after training ...
+    assert m["zeros/unit_spread"] == 0.0 and m["constant/unit_spread"] == 0.0
+    assert m["constant/hidden_weight_change"] > 1e-3  # ... although the constant's weights moved
+    assert m["zeros/hidden_weight_change"] == 0.0  # zeros: no gradient reaches them at all
+    assert m["xavier_tanh/unit_spread"] > 0.1
+    assert m["large_tanh/saturated"] > 0.5 > m["xavier_tanh/saturated"]  # tanh stuck at +-1
+    assert m["large_relu/act_std_last"] > 100 * m["large_relu/act_std_first"]  # explodes
+    assert 0.3 < m["xavier_tanh/act_std_last"] / m["xavier_tanh/act_std_first"] < 3
+    for fig in ("spread", "val_loss", "activations_zeros", "gradients_xavier_tanh"):
+        assert (res.dir / "figures" / f"{fig}.png").is_file()
+
+
+@pytest.mark.slow
+def test_weight_init_default_xavier_and_he_learn_the_symmetric_ones_do_not(tmp_path):
+    from labs import run
+
+    m = run("weight-init", track=False, runs_dir=tmp_path, progress=False).metrics
+    assert m["he_relu/test_acc"] > 0.9 and m["xavier_tanh/test_acc"] > 0.9
+    for s in ("zeros", "constant", "small"):
+        assert m[f"{s}/test_acc"] < 0.3, s
+    assert m.get("large_relu/diverged") == 1.0 or m["large_relu/test_acc"] < 0.5
