@@ -255,3 +255,39 @@ def test_weight_init_default_xavier_and_he_learn_the_symmetric_ones_do_not(tmp_p
     for s in ("zeros", "constant", "small"):
         assert m[f"{s}/test_acc"] < 0.3, s
     assert m.get("large_relu/diverged") == 1.0 or m["large_relu/test_acc"] < 0.5
+
+
+# -- loss-functions --------------------------------------------------------------------------
+
+def test_one_loss_written_several_ways_gives_one_value():
+    from supervised.loss_functions import equivalences
+
+    for name, (a, b) in equivalences(3).items():
+        assert a == pytest.approx(b, abs=1e-5), name
+
+
+def test_loss_functions_mae_resists_outliers_and_the_network_learns_with_each(tmp_path):
+    from labs import run
+
+    res = run("loss-functions", track=False, runs_dir=tmp_path, progress=False, epochs=3,
+              losses=["cross_entropy", "kl_divergence", "hinge"])
+    m = res.metrics
+    # outliers on the right tilt the squared-error line; absolute error and Huber hold it
+    assert m["mse_slope_error"] > 0.2
+    assert m["mae_slope_error"] < 0.1 and m["huber_slope_error"] < 0.1
+    assert m["equivalence_max_diff"] < 1e-5
+    # KL to a one-hot target is cross-entropy (minus a zero entropy): the same training
+    assert m["kl_divergence/test_acc"] == pytest.approx(m["cross_entropy/test_acc"], abs=0.01)
+    assert m["hinge/test_acc"] > 0.8
+    for fig in ("outliers", "regression_losses", "classification_losses", "val_acc"):
+        assert (res.dir / "figures" / f"{fig}.png").is_file()
+
+
+@pytest.mark.slow
+def test_loss_functions_default_every_loss_trains_the_network(tmp_path):
+    from labs import run
+
+    m = run("loss-functions", track=False, runs_dir=tmp_path, progress=False).metrics
+    for loss in ("cross_entropy", "kl_divergence", "hinge", "mse_softmax"):
+        assert m[f"{loss}/test_acc"] > 0.9, loss
+    assert m["mae_slope_error"] < 0.05 < 0.2 < m["mse_slope_error"]
