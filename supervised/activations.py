@@ -73,8 +73,11 @@ def relu_neuron(x, w, b: float = 0.0) -> float:
 
 
 class Activations(Lab):
-    """One deep MLP with sigmoid, tanh, ReLU, leaky ReLU, ELU, GELU or no activation: curves,
-    per-layer gradient norms (vanishing with sigmoid), the linear collapse, the bias lesson."""
+    """One deep MLP, seven activations: curves, vanishing gradients, linear collapse, the bias.
+
+    One deep MLP with sigmoid, tanh, ReLU, leaky ReLU, ELU, GELU or no activation: curves,
+    per-layer gradient norms (vanishing with sigmoid), the linear collapse, the bias lesson.
+    """
 
     lesson = "activations"
     tags = ("supervised", "mlp", "basics", "activations")

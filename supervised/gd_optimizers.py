@@ -129,8 +129,11 @@ def descend(name: str, start: tuple[float, float], steps: int, lr: float) -> np.
 
 
 class GDOptimizers(Lab):
-    """Linear regression with known weights by full-batch, mini-batch and stochastic GD and
-    eight optimizers: loss curves, paths on the loss surface, scaling, shuffling, divergence."""
+    """Linear regression with known weights by batch, mini-batch, stochastic GD and 8 optimizers.
+
+    Linear regression with known weights by full-batch, mini-batch and stochastic GD and
+    eight optimizers: loss curves, paths on the loss surface, scaling, shuffling, divergence.
+    """
 
     lesson = "optimizers"
     tags = ("supervised", "basics", "optimizers")

@@ -52,8 +52,11 @@ class Logistic(nn.Module):
 
 
 class LogisticRegression(Lab):
-    """Sigmoid + log loss by gradient descent on breast cancer, against scikit-learn's
-    LogisticRegression; LIME ranks the features like the coefficients."""
+    """Sigmoid + log loss by gradient descent on breast cancer, as scikit-learn's, LIME-checked.
+
+    Sigmoid + log loss by gradient descent on breast cancer, against scikit-learn's
+    LogisticRegression; LIME ranks the features like the coefficients.
+    """
 
     lesson = "logistic"
     tags = ("supervised", "basics", "tabular", "linear")

@@ -94,8 +94,11 @@ def equivalences(seed: int = 0) -> dict[str, tuple[float, float]]:
 
 
 class LossFunctions(Lab):
-    """MSE, MAE, Huber, cross-entropy (binary, categorical), hinge and KL: each loss and its
-    gradient, a line fit with outliers, and one network trained with each classification loss."""
+    """MSE, MAE, Huber, cross-entropy, hinge, KL: each loss, its gradient, a net trained with it.
+
+    MSE, MAE, Huber, cross-entropy (binary, categorical), hinge and KL: each loss and its
+    gradient, a line fit with outliers, and one network trained with each classification loss.
+    """
 
     lesson = "losses"
     tags = ("supervised", "basics", "losses")

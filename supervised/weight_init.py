@@ -88,8 +88,11 @@ def unit_spread(model: nn.Sequential) -> float:
 
 
 class WeightInit(Lab):
-    """One deep MLP initialised with zeros, a constant, tiny, too-large, Xavier and He
-    weights: symmetry, saturation, explosion; activation and gradient histograms; curves."""
+    """One deep MLP initialised seven ways: symmetry, saturation, explosion, Xavier and He.
+
+    One deep MLP initialised with zeros, a constant, tiny, too-large, Xavier and He
+    weights: symmetry, saturation, explosion; activation and gradient histograms; curves.
+    """
 
     lesson = "initialization"
     tags = ("supervised", "mlp", "basics", "initialization")
@@ -119,11 +122,6 @@ class WeightInit(Lab):
                 at_init[scheme] = {"acts": acts, "grads": grads,
                                    "weights": [m.weight.detach().clone() for m in model
                                                if isinstance(m, nn.Linear)]}
-                run.figure(f"activations_{scheme}", probes.histograms(
-                    acts, title=f"{scheme}: activations per layer at initialization"))
-                run.figure(f"gradients_{scheme}", probes.histograms(
-                    grads, title=f"{scheme}: weight gradients per layer at initialization",
-                    xlabel="dLoss/dW"))
                 opt = torch.optim.SGD(model.parameters(), cfg.lr, momentum=cfg.momentum)
                 return variants.Variant(model, fit={"optimizer": opt})
             return make
@@ -136,6 +134,12 @@ class WeightInit(Lab):
                                                 title="validation loss"))
         run.figure("val_acc", variants.curves(results, "val_acc", title="validation accuracy"))
         run.figure("spread", spread_figure(at_init))
+        run.figure("activations", probes.histogram_grid(
+            {s: d["acts"] for s, d in at_init.items()}, xlabel="activation",
+            title="activations per hidden layer at initialization (one row per scheme)"))
+        run.figure("gradients", probes.histogram_grid(
+            {s: d["grads"] for s, d in at_init.items()}, xlabel="dLoss/dW",
+            title="weight gradients per layer at initialization (one row per scheme)"))
 
         for s, r in results.items():
             acts = list(at_init[s]["acts"].values())
