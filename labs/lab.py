@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 # lab table groups labs by it, so a teacher can map the course onto the catalogue.
 LESSONS: dict[str, str] = {
     "perceptron": "The perceptron",
+    "logistic": "Logistic regression",
     "backprop": "Backpropagation",
     "mlp": "Multilayer perceptrons",
     "optimizers": "Gradient descent and optimizers",

@@ -43,17 +43,19 @@ class Result:
     """A trained variant: the fit, its wall time, parameter count and test metrics."""
 
     name: str
-    fit: FitResult
+    fit: FitResult | None
     seconds: float
     params: int
+    diverged: str = ""  # why training stopped (`TrainingDiverged`'s message); "" when it did not
+    partial: Any = None  # the epochs completed before a divergence (a History)
 
     @property
     def test(self) -> dict[str, float]:
-        return self.fit.test
+        return self.fit.test if self.fit is not None else {}
 
     @property
     def history(self) -> Any:
-        return self.fit.history
+        return self.fit.history if self.fit is not None else self.partial
 
     def row(self) -> dict[str, float]:
         """The variant's headline numbers (a row of the comparison table)."""
@@ -63,17 +65,28 @@ class Result:
                "s_per_epoch": self.seconds / epochs}
         row.update({k: v for k, v in last.items() if k in ("train_loss", "train_acc")})
         row.update({f"test_{k}": v for k, v in self.test.items()})
+        if self.diverged:
+            row["status"] = "diverged"
         return row
 
 
 def fit_all(run: Run, variants: Mapping[str, nn.Module | Variant | Callable[[], Any]],
-            data: Dataset | None = None, *, prefix: str = "", **common: Any) -> dict[str, Result]:
+            data: Dataset | None = None, *, prefix: str = "", diverged: str = "raise",
+            **common: Any) -> dict[str, Result]:
     """Train each variant with `run.fit(model, data, name=<prefix><name>, **common)`.
 
     A variant is a module, a `Variant` (its own data or fit arguments win over `common`), or
     a zero-argument callable returning either (built only when its turn comes, so fifty
     variants do not sit in memory together).
+
+    `diverged="report"`: a variant whose loss becomes NaN/inf (`TrainingDiverged`) does not
+    stop the others; its `Result` has `fit=None`, `diverged` set to the reason and `history`
+    holding the epochs it completed (a too-large learning rate is a lesson, not a crash).
     """
+    if diverged not in ("raise", "report"):
+        raise ValueError(f"diverged= takes 'raise' or 'report', not {diverged!r}")
+    from labs.errors import TrainingDiverged
+
     results: dict[str, Result] = {}
     for name, spec in variants.items():
         if callable(spec) and not hasattr(spec, "parameters"):
@@ -84,12 +97,38 @@ def fit_all(run: Run, variants: Mapping[str, nn.Module | Variant | Callable[[], 
         if vdata is None:
             raise ValueError(f"variant '{name}' has no data: pass data= or Variant(data=...)")
         kwargs = {**common, **spec.fit}
-        start = time.perf_counter()
-        fit = run.fit(spec.model, vdata, name=f"{prefix}{name}", **kwargs)
-        seconds = time.perf_counter() - start
         params = sum(p.numel() for p in spec.model.parameters())
-        results[name] = Result(name, fit, seconds, params)
+        epochs = _Epochs()
+        if diverged == "report":
+            kwargs["callbacks"] = [*kwargs.get("callbacks", ()), epochs]
+        start = time.perf_counter()
+        try:
+            fit = run.fit(spec.model, vdata, name=f"{prefix}{name}", **kwargs)
+        except TrainingDiverged as err:
+            if diverged == "raise":
+                raise
+            results[name] = Result(name, None, time.perf_counter() - start, params,
+                                   diverged=str(err), partial=epochs.history)
+            continue
+        results[name] = Result(name, fit, time.perf_counter() - start, params)
     return results
+
+
+def _Epochs():  # noqa: N802  (builds a Callback; torch is imported only when a fit runs)
+    from labs.trainer import Callback, History
+
+    class Epochs(Callback):
+        """Keeps each epoch's logs: all that is left of a fit that diverges."""
+
+        state_key = "variants.Epochs"
+
+        def __init__(self):
+            self.history = History()
+
+        def on_epoch_end(self, trainer, epoch, logs):
+            self.history.epochs.append({"epoch": epoch, **logs})
+
+    return Epochs()
 
 
 def table(results: Mapping[str, Result], columns: Sequence[str] | None = None
@@ -98,6 +137,8 @@ def table(results: Mapping[str, Result], columns: Sequence[str] | None = None
     rows = {name: r.row() for name, r in results.items()}
     if columns is None:
         columns = list(dict.fromkeys(k for row in rows.values() for k in row))
+    elif any(r.diverged for r in results.values()) and "status" not in columns:
+        columns = [*columns, "status"]  # a diverged variant always says so
     return ["variant", *columns], [[name, *(row.get(c) for c in columns)]
                                    for name, row in rows.items()]
 
@@ -106,6 +147,9 @@ def log_table(run: Run, name: str, results: Mapping[str, Result],
               columns: Sequence[str] | None = None) -> list[list[Any]]:
     """Log the comparison table (W&B table, and printed by the run's summary) and return it."""
     cols, rows = table(results, columns)
+    if "status" in cols:  # some variant diverged: say "ok" for the others
+        i = cols.index("status")
+        rows = [[*r[:i], r[i] or "ok", *r[i + 1:]] for r in rows]
     run.table(name, cols, rows)
     return rows
 
@@ -118,9 +162,12 @@ def curves(results: Mapping[str, Any], key: str = "val_loss", *, title: str = ""
     for name, r in results.items():
         history = getattr(r, "history", r)
         points = [(e["epoch"], e[key]) for e in history.epochs if key in e]
+        label = f"{name} (diverged)" if getattr(r, "diverged", "") else name
         if points:
             xs, ys = zip(*points)
-            ax.plot(xs, ys, label=name)
+            ax.plot(xs, ys, label=label)
+        elif label != name:  # nothing finite to draw: still name it in the legend
+            ax.plot([], [], ls="--", label=label)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(key)
     if logy:
