@@ -115,6 +115,14 @@ def digits(*, test_size: float = 0.2, val_size: float = 0.0, scale: bool | str =
                                       for r in range(size) for c in range(size)])
 
 
+def vision(name: str, data_dir: str, **kwargs) -> Dataset:
+    """MNIST, Fashion-MNIST or CIFAR-10 from `data_dir` (torchvision's files; downloaded when
+    possible): `labs.vision_data.load`, imported only when asked for."""
+    from labs import vision_data
+
+    return vision_data.load(name, data_dir, **kwargs)
+
+
 def logic_gate(name: str) -> Dataset:
     """The four rows of a 2-input truth table; train and test are the same four rows."""
     name = name.upper()
