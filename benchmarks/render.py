@@ -109,6 +109,17 @@ def explain_table(d: dict) -> str:
             + f"\n\nfigure rendering per image explanation: {d['figure_ms']:.0f} ms (median)")
 
 
+def cnn_epoch_table(d: dict) -> str:
+    s = d["setting"]
+    head = (f"{s['model']}; {s['data']}; {s['optimizer']}; batch {s['batch']}, {s['epochs']} "
+            f"epochs, {s['torch_threads']} torch thread(s), {s['rounds']} rounds, "
+            f"{s['process']}; median (range):")
+    return head + "\n\n" + table(
+        ["variant", "ms/epoch", "/ hand loop (same round)", "test acc"],
+        [[d["labels"][v], _mr(r["ms_per_epoch"]), _mr(r["ratio_to_hand"], "{:.2f}"),
+          f"{r['test_acc']:.3f}"] for v, r in d["variants"].items()])
+
+
 SECTIONS = [  # (json name, title, how to run, table function)
     ("trainer", "Training loop: the shared trainer vs a hand-written loop",
      "python benchmarks/bench_trainer.py", trainer_table),
@@ -120,6 +131,8 @@ SECTIONS = [  # (json name, title, how to run, table function)
     ("cli", "CLI start-up", "python benchmarks/bench_cli.py", cli_table),
     ("explain", "LIME through the framework vs bare lime", "python benchmarks/bench_explain.py",
      explain_table),
+    ("cnn_epoch", "A digits-cnn epoch: `run.fit` vs a hand-written loop",
+     "python benchmarks/bench_cnn_epoch.py", cnn_epoch_table),
 ]
 
 

@@ -23,6 +23,7 @@ SCRIPTS = {  # name: (script, full args, quick args)
     "threads": ("bench_threads.py", [], ["--rounds", "1"]),
     "cli": ("bench_cli.py", [], ["--repeat", "3"]),
     "explain": ("bench_explain.py", [], ["--repeats", "5"]),
+    "cnn_epoch": ("bench_cnn_epoch.py", [], ["--rounds", "1", "--epochs", "2"]),
 }
 
 

@@ -88,12 +88,14 @@ def from_arrays(x: np.ndarray, y: np.ndarray | None = None, *, test_size: float 
 
 
 def digits(*, test_size: float = 0.2, val_size: float = 0.0, scale: bool | str = True,
-           seed: int = 0) -> Dataset:
+           seed: int = 0, size: int = 8) -> Dataset:
     """scikit-learn's 1,797 8x8 handwritten digits (ships with scikit-learn: no download).
 
     Pixels come as flat 64-vectors: standardized per pixel (`scale=True`, for dense nets),
     raw 0..16 (`False`), or divided by 16 into [0, 1] (`"unit"`, for convolutions: every
     pixel on one scale and the background 0, so a shifted or padded image stays a digit).
+    `size` > 8 upsamples every digit to size x size (bilinear, `labs.images.upsample`), for
+    networks built for larger inputs (LeNet-5's 32x32).
     """
     from sklearn.datasets import load_digits
 
@@ -101,10 +103,24 @@ def digits(*, test_size: float = 0.2, val_size: float = 0.0, scale: bool | str =
         raise ValueError(f"digits(scale=...) takes True, False or 'unit', not {scale!r}")
     d = load_digits()
     unit = scale == "unit"
-    return from_arrays(d.data / 16.0 if unit else d.data, d.target, test_size=test_size,
-                       val_size=val_size, scale=scale is True, seed=seed, image_shape=(8, 8),
+    x = d.data / 16.0 if unit else d.data
+    if size != 8:
+        from labs.images import upsample
+
+        x = upsample(torch.from_numpy(x).float(), size, image_shape=(8, 8)).numpy()
+    return from_arrays(x, d.target, test_size=test_size,
+                       val_size=val_size, scale=scale is True, seed=seed, image_shape=(size, size),
                        pixel_max=1.0 if unit else 16.0,
-                       feature_names=[f"px{r}{c}" for r in range(8) for c in range(8)])
+                       feature_names=[f"px{r}{c}" if size <= 10 else f"px{r}_{c}"
+                                      for r in range(size) for c in range(size)])
+
+
+def vision(name: str, data_dir: str, **kwargs) -> Dataset:
+    """MNIST, Fashion-MNIST or CIFAR-10 from `data_dir` (torchvision's files; downloaded when
+    possible): `labs.vision_data.load`, imported only when asked for."""
+    from labs import vision_data
+
+    return vision_data.load(name, data_dir, **kwargs)
 
 
 def logic_gate(name: str) -> Dataset:

@@ -63,3 +63,33 @@ def _as_images(x: torch.Tensor, image_shape: tuple[int, ...] | None) -> torch.Te
     if x.ndim < 3:
         raise ValueError(f"a batch of shape {tuple(x.shape)} is not images: pass image_shape")
     return x
+
+
+def upsample(x: torch.Tensor, size: int | tuple[int, int],
+             image_shape: tuple[int, ...] | None = None, mode: str = "bilinear") -> torch.Tensor:
+    """Every image of the batch `x` resized to `size` (an int: square), by `mode` interpolation
+    ("bilinear", "nearest", "bicubic"; "area" to shrink). Flat in (pass `image_shape`), flat out.
+
+    >>> upsample(digits, 32, image_shape=(8, 8)).shape  # (n, 1024): the digits at LeNet's size
+    """
+    import torch.nn.functional as F
+
+    img = _as_images(x, image_shape)
+    lead = img.shape[:-2]
+    hw = (size, size) if isinstance(size, int) else tuple(size)
+    batch = img.reshape(-1, 1, *img.shape[-2:]).float()  # every channel on its own
+    kw = {"align_corners": False} if mode in ("bilinear", "bicubic") else {}
+    out = F.interpolate(batch, size=hw, mode=mode, **kw).reshape(*lead, *hw)
+    return out.reshape(len(x), -1) if image_shape is not None else out
+
+
+def per_class_accuracy(y_true, y_pred, n_classes: int | None = None):
+    """Accuracy on each class (recall): a numpy array, NaN for a class with no examples."""
+    import numpy as np
+
+    y_true, y_pred = np.asarray(y_true).ravel(), np.asarray(y_pred).ravel()
+    n = n_classes if n_classes is not None else int(max(y_true.max(), y_pred.max())) + 1
+    hits = np.bincount(y_true[y_true == y_pred], minlength=n)[:n].astype(float)
+    counts = np.bincount(y_true, minlength=n)[:n].astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, hits / np.maximum(counts, 1), np.nan)

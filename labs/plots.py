@@ -253,3 +253,31 @@ def _probabilities(model: Any) -> Callable[[np.ndarray], np.ndarray]:
 
 def _numpy(a: Any) -> np.ndarray:
     return a.detach().cpu().numpy() if hasattr(a, "detach") else np.asarray(a)
+
+
+def per_class(y_true: Any, preds: Any, class_names: Sequence[str] | None = None,
+              title: str = "accuracy per class") -> Figure:
+    """Accuracy on each class as bars: `preds` is one model's predictions, or a dict of them by
+    model name (grouped bars), all against the same `y_true`."""
+    from labs.images import per_class_accuracy
+
+    preds = preds if isinstance(preds, dict) else {"": preds}
+    y_true = _numpy(y_true).ravel()
+    n = len(class_names) if class_names else int(y_true.max()) + 1
+    names = list(class_names) if class_names else [str(c) for c in range(n)]
+    fig = Figure(figsize=(max(5.0, 0.5 * n * max(1, len(preds)) ** 0.5 + 2), 3.6),
+                 layout="constrained")
+    ax = fig.add_subplot()
+    width = 0.8 / len(preds)
+    for i, (label, pred) in enumerate(preds.items()):
+        acc = per_class_accuracy(y_true, _numpy(pred), n)
+        ax.bar(np.arange(n) + (i - (len(preds) - 1) / 2) * width, acc, width,
+               label=label or None)
+    ax.set_xticks(np.arange(n), names, rotation=30 if max(map(len, names)) > 3 else 0)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("accuracy")
+    ax.grid(alpha=0.3, axis="y")
+    if len(preds) > 1:
+        ax.legend(fontsize=7, ncols=min(len(preds), 4))
+    ax.set_title(title)
+    return fit_canvas(fig)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
@@ -22,22 +23,60 @@ class Config(SplitConfig):
     epochs: int = option(40, "passes over the training data")
     lr: float = option(3e-3, "peak learning rate of the one-cycle schedule")
     lr_schedule: str = option("onecycle", "learning-rate schedule (onecycle steps every batch)")
+    dataset: Literal["digits", "mnist", "fashion-mnist", "cifar10"] = option(
+        "digits", "digits: scikit-learn's 8x8 (no download); the others are read from data_dir "
+                  "with torchvision (their own test split: test_size is not used)")
+    data_dir: str = option("data", "folder holding MNIST/, FashionMNIST/ or "
+                                   "cifar-10-batches-py/ (downloaded there when possible)")
+    download: bool = option(True, "try to download a missing data set (needs the network)")
+
+
+class ChannelsFirst(nn.Module):
+    """(N, H, W, C) -> (N, C, H, W): colour images come flat in the files' (H, W, C) order."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.permute(0, 3, 1, 2)
+
+
+def unflatten(image_shape: tuple[int, ...]) -> list[nn.Module]:
+    """Layers turning flat rows into (N, C, H, W) images: (H, W) is one grey channel,
+    (H, W, C) is channels-last."""
+    if len(image_shape) == 2:
+        return [nn.Unflatten(1, (1, *image_shape))]
+    return [nn.Unflatten(1, tuple(image_shape)), ChannelsFirst()]
 
 
 def cnn(channels: list[int], dense: int, n_classes: int, conv_dropout: float = 0.25,
-        dropout: float = 0.5, side: int = 8) -> nn.Sequential:
-    """Flat side*side pixels -> [conv 3x3 'same' -> ReLU]* -> max-pool 2x2 -> dropout ->
-    dense -> ReLU -> dropout -> logits. Inputs stay flat, so LIME and `lab explain --input`
-    treat it like any digits model."""
-    layers: list[nn.Module] = [nn.Unflatten(1, (1, side, side))]
-    c_in = 1
+        dropout: float = 0.5, side: int = 8, image_shape: tuple[int, ...] | None = None
+        ) -> nn.Sequential:
+    """Flat pixels -> [conv 3x3 'same' -> ReLU]* -> max-pool 2x2 -> dropout -> dense -> ReLU
+    -> dropout -> logits. Inputs stay flat, so LIME and `lab explain --input` treat it like
+    any digits model. `image_shape` (H, W) or (H, W, C) (default side x side) sizes it for
+    MNIST's 28x28 or CIFAR-10's 32x32x3."""
+    shape = tuple(image_shape) if image_shape is not None else (side, side)
+    layers: list[nn.Module] = unflatten(shape)
+    c_in = shape[2] if len(shape) == 3 else 1
     for c in channels:
         layers += [nn.Conv2d(c_in, c, 3, padding=1), nn.ReLU()]
         c_in = c
     layers += [nn.MaxPool2d(2), nn.Dropout(conv_dropout), nn.Flatten(),
-               nn.Linear(c_in * (side // 2) ** 2, dense), nn.ReLU(), nn.Dropout(dropout),
-               nn.Linear(dense, n_classes)]
+               nn.Linear(c_in * (shape[0] // 2) * (shape[1] // 2), dense), nn.ReLU(),
+               nn.Dropout(dropout), nn.Linear(dense, n_classes)]
     return nn.Sequential(*layers)
+
+
+def shifts(max_shift: int, image_shape: tuple[int, ...]):
+    """The random-shift augmentation for flat images of `image_shape`; colour images
+    ((H, W, C), channels-last) are moved along H and W, not along the channels."""
+    if len(image_shape) == 2:
+        return images.random_shifts(max_shift, image_shape)
+    h, w, c = image_shape
+
+    def transform(x: torch.Tensor) -> torch.Tensor:
+        chw = x.reshape(len(x), h, w, c).permute(0, 3, 1, 2)
+        return images.random_shift(chw, max_shift).permute(0, 2, 3, 1).reshape(x.shape)
+
+    return transform
 
 
 class DigitsCNN(Lab):
@@ -50,22 +89,27 @@ class DigitsCNN(Lab):
     Config = Config
 
     def data(self, cfg: Config):
+        if cfg.dataset != "digits":
+            return datasets.vision(cfg.dataset, cfg.data_dir, val_size=cfg.val_size,
+                                   scale="unit", seed=cfg.seed, download=cfg.download)
         return datasets.digits(test_size=cfg.test_size, val_size=cfg.val_size, scale="unit",
                                seed=cfg.seed)
 
     def model(self, cfg: Config, data) -> nn.Module:
-        return cnn(cfg.channels, cfg.dense, data.n_classes, cfg.conv_dropout, cfg.dropout)
+        return cnn(cfg.channels, cfg.dense, data.n_classes, cfg.conv_dropout, cfg.dropout,
+                   image_shape=data.image_shape)
 
     def run(self, cfg: Config, run) -> dict:
         data = self.data(cfg)
         model = self.model(cfg, data)
-        step = augmented_step(images.random_shifts(cfg.shift, data.image_shape))
+        step = augmented_step(shifts(cfg.shift, data.image_shape))
         fit = run.fit(model, data, loss=nn.CrossEntropyLoss(), step=step)
 
-        run.figure("curves", plots.curves(fit.history, title="digits-cnn"))
+        run.figure("curves", plots.curves(fit.history, title=f"digits-cnn ({cfg.dataset})"))
         pred = fit.trainer.predict(data.test.x).argmax(-1).cpu().numpy()
         true = data.test.y.numpy()
         run.figure("confusion", plots.confusion(true, pred, data.class_names))
+        run.figure("per_class", plots.per_class(true, pred, data.class_names))
         convs = [m for m in model if isinstance(m, nn.Conv2d)]
         run.figure("filters", plots.filters(convs[0].weight, title="first-layer filters"))
         digit = data.test.x[:1]

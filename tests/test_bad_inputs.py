@@ -258,3 +258,23 @@ def test_out_of_memory_message_names_the_size(message, size):
     assert f"asked for {size};" in out_of_memory(RuntimeError(message), "cuda")
     assert out_of_memory(RuntimeError("shape mismatch")) == ""
     assert out_of_memory(ValueError("out of memory")) == ""
+
+
+@pytest.mark.parametrize("lab", ["digits-mlp", "digits-cnn"])
+def test_an_absent_image_data_set_is_one_line_naming_the_files(cli, runs_dir, tmp_path, lab):
+    code, _, err = cli(*R(lab, "--set", "dataset=mnist", "--set", f"data_dir={tmp_path}/none",
+                          "--set", "download=false", "--no-explain"))
+    assert code == 2 and "Traceback" not in err
+    last = err.splitlines()[-1]
+    assert last.startswith(f"error: mnist not found in {tmp_path}/none (download=false): put "
+                           "the four MNIST .gz files, unzipped (train-images-idx3-ubyte, ")
+    assert last.endswith(f"in {tmp_path}/none/MNIST/raw/, or pass --set data_dir=<folder "
+                         "holding MNIST/>")
+    (d,) = (runs_dir / lab).iterdir()  # the run that found no data is marked failed
+    assert json.loads((d / "summary.json").read_text())["status"] == "failed"
+
+
+def test_an_unknown_image_data_set_is_refused_before_any_folder(cli, runs_dir):
+    code, _, err = cli(*R("digits-cnn", "--set", "dataset=svhn"))
+    assert code == 2 and "choose one of digits, mnist, fashion-mnist, cifar10" in err
+    assert not runs_dir.exists()
