@@ -66,7 +66,7 @@ _EXPORTS = {
     "CheckpointError": "labs.errors",
 }
 _MODULES = {"datasets", "plots", "models", "checkpoint", "callbacks", "registry", "config",
-            "images", "variants"}
+            "images", "variants", "backbones"}
 
 __all__ = sorted(_EXPORTS) + sorted(_MODULES)
 
