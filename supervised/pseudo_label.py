@@ -119,10 +119,16 @@ class PseudoLabeling(Lab):
                 out[f"{name}_acc_n{n}_std"] = float(np.std(values))
         for n, rows in stats.items():
             for key in ("pseudo_count", "pseudo_precision"):
-                out[f"{key}_n{n}"] = float(np.nanmean([r[key] for r in rows]))
+                out[f"{key}_n{n}"] = finite_mean([r[key] for r in rows])
         gains = [out[f"pseudo_acc_n{n}"] - out[f"labelled_acc_n{n}"] for n in cfg.labels]
         out["pseudo_gain"] = float(max(gains))
         return out
+
+
+def finite_mean(values: list[float]) -> float:
+    """The mean of the finite values (a draw with no pseudo-label has no precision)."""
+    finite = [v for v in values if np.isfinite(v)]
+    return float(np.mean(finite)) if finite else float("nan")
 
 
 def figure(acc: dict, stats: dict, cfg: Config) -> Figure:
@@ -138,7 +144,7 @@ def figure(acc: dict, stats: dict, cfg: Config) -> Figure:
                     f"+ pseudo-labels (p >= {cfg.threshold})")
     for n, rows in stats.items():
         count = np.mean([r["pseudo_count"] for r in rows])
-        prec = np.nanmean([r["pseudo_precision"] for r in rows])
+        prec = finite_mean([r["pseudo_precision"] for r in rows])
         ax.annotate(f"{count:.0f} pseudo\n{prec:.0%} right", (n, np.mean(acc["pseudo"][n])),
                     textcoords="offset points", xytext=(0, -28), ha="center", fontsize=7)
     ax.set_xscale("log")

@@ -22,11 +22,11 @@ def test_only_confident_guesses_are_added_with_their_precision():
 
 def test_smoke(tmp_path):
     res = run("pseudo-labeling", track=False, progress=False, runs_dir=tmp_path, labels=[2],
-              seeds=1, epochs=3, threshold=0.5, explain_samples=1, explain_num_samples=50)
+              seeds=1, epochs=3, threshold=0.05, explain_samples=1, explain_num_samples=50)
     m = res.metrics
     assert 0 <= m["labelled_acc_n2"] <= 1 and 0 <= m["pseudo_acc_n2"] <= 1
     assert m["pseudo_gain"] == pytest.approx(m["pseudo_acc_n2"] - m["labelled_acc_n2"])
-    assert m["pseudo_count_n2"] > 0
+    assert m["pseudo_count_n2"] == 1257 - 20  # p >= 0.05: every unlabelled digit
     assert (res.dir / "figures" / "accuracy_vs_labels.png").is_file()
     assert set(res.models) == {"labelled", "pseudo"}
     assert (res.dir / "explanations" / "pseudo").is_dir()
@@ -38,4 +38,5 @@ def test_pseudo_labels_help_with_five_or_ten_labels(tmp_path):
               labels=[5, 10])
     m = res.metrics
     gains = [m[f"pseudo_acc_n{n}"] - m[f"labelled_acc_n{n}"] for n in (5, 10)]
-    assert max(gains) >= 0.02, m
+    # measured: +2.8 points at 5 labels, +1.3 at 10 (seeds 0-2; 97-99% of pseudo-labels right)
+    assert max(gains) >= 0.02 and min(gains) > 0, m
