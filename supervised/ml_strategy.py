@@ -30,9 +30,12 @@ NETS = ("small", "medium", "large")
 class Config(TrainConfig):
     sizes: list[int] = option([50, 100, 200, 400, 800, 1250], "training-set sizes of the "
                                                               "learning curves", min=10)
-    small: list[int] = option([8], "hidden widths of the small network", min=1)
+    small: list[int] = option([4], "hidden widths of the small network (too small for ten "
+                                   "digits: the high-bias row of the table)", min=1)
     medium: list[int] = option([64], "hidden widths of the medium network", min=1)
     large: list[int] = option([512, 512], "hidden widths of the large network", min=1)
+    activation: str = option("tanh", "hidden activation of the networks (tanh: no dead units "
+                                     "in a 4-unit layer)", choices=tuple(models.ACTIVATIONS))
     steps: int = option(600, "gradient steps per network and size (epochs follow from it)",
                         min=1)
     svm_gamma: float = option(0.001, "RBF width of the SVM (on raw 0..16 pixels)", gt=0)
@@ -145,8 +148,8 @@ class MLStrategy(Lab):
         return datasets.digits(test_size=0.2, val_size=0.1, scale="unit", seed=cfg.seed)
 
     def model(self, cfg: Config, data: Dataset) -> dict[str, nn.Module]:
-        return {name: models.mlp(data.n_features, getattr(cfg, name), data.n_classes)
-                for name in NETS}
+        return {name: models.mlp(data.n_features, getattr(cfg, name), data.n_classes,
+                                 cfg.activation) for name in NETS}
 
     def run(self, cfg: Config, run) -> dict:
         data = self.data(cfg)
@@ -225,7 +228,7 @@ class MLStrategy(Lab):
                     data.val.y)
         sub = Dataset(train=train, val=train_dev, test=dev, n_classes=data.n_classes,
                       image_shape=(8, 8))
-        net = models.mlp(data.n_features, cfg.medium, data.n_classes)
+        net = models.mlp(data.n_features, cfg.medium, data.n_classes, cfg.activation)
         epochs = max(1, math.ceil(cfg.steps * cfg.batch_size / cut))
         fit = run.fit(net, sub, loss=nn.CrossEntropyLoss(), name="mismatch", epochs=epochs)
         errs = {k: error(fit.trainer.predict, s) for k, s in

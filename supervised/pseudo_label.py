@@ -8,6 +8,7 @@ trained on the labels alone against the one retrained with its own confident pse
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +27,9 @@ class Config(TrainConfig):
     seeds: int = option(3, "draws of the labelled images (and inits) per label count", min=1)
     threshold: float = option(0.95, "keep a pseudo-label when the model's probability of it is "
                                     "at least this", gt=0, lt=1)
+    balance: bool = option(True, "keep at most as many pseudo-labels per class as the median "
+                                 "class gets (confident guesses pile up on the easy classes, "
+                                 "and a retrained model then over-predicts them)")
     rounds: int = option(1, "pseudo-label / retrain rounds (each labels again with the latest "
                             "model)", min=1, max=5)
     retrain_epochs: int = option(10, "epochs of each retraining on labels + pseudo-labels (a "
@@ -46,14 +50,24 @@ class Config(TrainConfig):
                               f"images (test_size={self.test_size} leaves {pool} per class)")
 
 
-def pseudo_labelled(data: Dataset, threshold: float, predict
+def pseudo_labelled(data: Dataset, threshold: float, predict, balance: bool = False
                     ) -> tuple[Dataset, dict[str, float]]:
     """`data` with the unlabelled images whose predicted class has probability >= `threshold`
-    added to the training split under that class; and how many were added, how many right."""
+    added to the training split under that class; and how many were added, how many right.
+    `balance`: per class, only the most confident ones, up to the median class's count."""
     pool = data.extras["unlabelled"]
     prob = torch.softmax(predict(pool.x).float().cpu(), -1)
     conf, guess = prob.max(-1)
     keep = conf >= threshold
+    if balance and keep.any():
+        per_class = torch.bincount(guess[keep], minlength=data.n_classes)
+        cap = int(per_class.float().median())
+        capped = torch.zeros_like(keep)
+        for c in range(data.n_classes):
+            idx = torch.nonzero(keep & (guess == c)).flatten()
+            top = idx[torch.argsort(conf[idx], descending=True)[:cap]]
+            capped[top] = True
+        keep = capped
     train = Split(torch.cat([data.train.x, pool.x[keep]]),
                   torch.cat([data.train.y, guess[keep]]))
     stats = {"pseudo_count": float(keep.sum()),
@@ -92,15 +106,21 @@ class PseudoLabeling(Lab):
                 data = few_labels(full, n, seed=cfg.seed * 1000 + seed)
                 prefix = f"n{n}/s{seed}/"
                 nets = self.model(cfg, data)
+                # every student starts from the teacher's initial weights: the pair differs
+                # only in its training data, so the comparison is not blurred by the init
+                init = {k: v.clone() for k, v in nets["labelled"].state_dict().items()}
                 base = variants.fit_all(run, {"labelled": nets["labelled"]}, data,
                                         prefix=prefix, loss=loss)["labelled"]
                 teacher = base.fit.trainer
                 for r in range(cfg.rounds):
-                    mixed, st = pseudo_labelled(data, cfg.threshold, teacher.predict)
+                    mixed, st = pseudo_labelled(data, cfg.threshold, teacher.predict,
+                                                cfg.balance)
                     student = self.model(cfg, data)["pseudo"]
+                    student.load_state_dict(init)
                     name = "pseudo" if r == cfg.rounds - 1 else f"pseudo-round{r + 1}"
                     res = variants.fit_all(run, {name: student}, mixed, prefix=prefix,
-                                           loss=loss, epochs=cfg.retrain_epochs)[name]
+                                           loss=loss, epochs=retrain_epochs(cfg, data, mixed)
+                                           )[name]
                     teacher = res.fit.trainer
                 acc["labelled"].setdefault(n, []).append(base.test["acc"])
                 acc["pseudo"].setdefault(n, []).append(res.test["acc"])
@@ -123,6 +143,14 @@ class PseudoLabeling(Lab):
         gains = [out[f"pseudo_acc_n{n}"] - out[f"labelled_acc_n{n}"] for n in cfg.labels]
         out["pseudo_gain"] = float(max(gains))
         return out
+
+
+def retrain_epochs(cfg: Config, data: Dataset, mixed: Dataset) -> int:
+    """`retrain_epochs`, or more when the retraining would otherwise take fewer gradient
+    steps than the labelled-only training (few or no pseudo-labels were added)."""
+    steps = cfg.epochs * math.ceil(len(data.train) / cfg.batch_size)
+    return max(cfg.retrain_epochs, math.ceil(steps / math.ceil(len(mixed.train) /
+                                                                cfg.batch_size)))
 
 
 def finite_mean(values: list[float]) -> float:
