@@ -30,7 +30,7 @@ class Config(TrainConfig):
     balance: bool = option(True, "keep at most as many pseudo-labels per class as the median "
                                  "class gets (confident guesses pile up on the easy classes, "
                                  "and a retrained model then over-predicts them)")
-    rounds: int = option(1, "pseudo-label / retrain rounds (each labels again with the latest "
+    rounds: int = option(2, "pseudo-label / retrain rounds (each labels again with the latest "
                             "model)", min=1, max=5)
     retrain_epochs: int = option(10, "epochs of each retraining on labels + pseudo-labels (a "
                                      "set many times larger: as many steps as 'epochs' on "
