@@ -66,7 +66,7 @@ _EXPORTS = {
     "CheckpointError": "labs.errors",
 }
 _MODULES = {"datasets", "plots", "models", "checkpoint", "callbacks", "registry", "config",
-            "images", "variants", "crossval", "probes"}
+            "images", "variants", "crossval", "probes", "backbones"}
 
 __all__ = sorted(_EXPORTS) + sorted(_MODULES)
 

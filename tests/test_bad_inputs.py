@@ -38,6 +38,7 @@ FILES = {
     "badlabel.csv": "text,label\n" + "fine,neutral\n" * 10 + "wow,happy\n",
     "churn_cols.csv": "CreditScore,Gender,Age,Tenure,Balance,NumOfProducts,HasCrCard,"
                       "IsActiveMember,EstimatedSalary,Exited\n600,Male,40,3,0,1,1,1,5e4,0\n",
+    "garbage.pth": b"\x00\x01 not a checkpoint",
 }
 
 _UNAVAILABLE = "mps" if torch.cuda.is_available() else "cuda"
@@ -143,6 +144,25 @@ CASES = [
      "churn data file 'nope.csv' not found"),
     ("churn-missing-column", R("churn-classifier", "--set", "data_file=churn_cols.csv"),
      "churn_cols.csv lacks the column(s) Geography"),
+    # transfer learning: weights and earlier runs, checked before a run directory is made
+    ("transfer-weights-garbage", R("transfer-cnn", "--set", "backbone=resnet18", "--set",
+                                   "weights=garbage.pth"), "is not a PyTorch checkpoint"),
+    ("transfer-weights-missing", R("transfer-cnn", "--set", "backbone=vgg11", "--set",
+                                   "weights=missing.pth"), "weights=missing.pth: no such file"),
+    ("transfer-weights-small", R("transfer-cnn", "--set", "weights=garbage.pth"),
+     "weights= is for torchvision backbones"),
+    ("transfer-source-run-unknown", R("transfer-cnn", "--set", "source_run=nope"),
+     "source_run=nope: no run 'nope'"),
+    ("transfer-source-run-no-backbone", R("transfer-cnn", "--set", "source_run={run}"),
+     "has no pretrained backbone"),
+    ("transfer-warmup", R("transfer-cnn", "--set", "warmup_epochs=30"),
+     "warmup_epochs (30) must be < epochs (30)"),
+    ("transfer-labels", R("transfer-cnn", "--set", "labels=[1, 200]"), "per class is more than"),
+    ("transfer-backbone", R("transfer-cnn", "--set", "backbone=resnet50"), "choose one of small"),
+    ("pseudo-threshold", R("pseudo-labeling", "--set", "threshold=1"),
+     "threshold must be in (0, 1)"),
+    ("pseudo-labels", R("pseudo-labeling", "--set", "labels=[150]"), "leaves no unlabelled"),
+    ("strategy-sizes", R("ml-strategy", "--set", "sizes=[5000]"), "sizes go up to 1257"),
 ]
 
 
