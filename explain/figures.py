@@ -29,3 +29,12 @@ def fit_canvas(fig: Any, rounds: int = 3) -> Any:
             break
         fig.set_size_inches(w + grow_w + 0.05, h + grow_h + 0.05)
     return fig
+
+
+def label_text(label: object) -> str:
+    """A true label for a figure title: a regression target rounded (0.79889315 -> 0.799),
+    a class label as it is."""
+    if isinstance(label, float) or (hasattr(label, "dtype") and getattr(label, "ndim", 1) == 0
+                                    and "float" in str(label.dtype)):
+        return f"{float(label):.3g}"
+    return str(label)

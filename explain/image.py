@@ -17,6 +17,7 @@ import numpy as np
 from explain.base import Explainer, Explanation, register
 from explain.errors import ExplainError
 from explain.fidelity import deletion_test, describe_deletion, rank_correlation, true_row
+from explain.figures import label_text
 from explain.segmentation import relabel, segment, to_unit_rgb
 from explain.subject import Subject
 
@@ -249,7 +250,7 @@ class ImageExplainer(Explainer):
         cmap = "gray" if img.ndim == 2 else None
         fig = Figure(figsize=(9.6, 3.4), layout="constrained")
         ax_img, ax_top, ax_heat = fig.subplots(1, 3)
-        truth = "" if e.label is None else f"label {e.label} · "
+        truth = "" if e.label is None else f"label {label_text(e.label)} · "
         what = f"pred {e.class_name} ({e.probability:.2f})" if e.explained_class is not None \
             else f"value {e.probability:.3g}"
         ax_img.imshow(img, cmap=cmap)

@@ -13,7 +13,7 @@ import numpy as np
 from explain.base import Explainer, Explanation, register
 from explain.errors import ExplainError
 from explain.fidelity import deletion_test, describe_deletion, rank_correlation, true_row
-from explain.figures import fit_canvas
+from explain.figures import fit_canvas, label_text
 from explain.subject import Subject
 
 
@@ -138,7 +138,7 @@ class TabularExplainer(Explainer):
                 color=["tab:green" if v > 0 else "tab:red" for v in w[order]])
         ax.set_yticks(range(len(order)), [cond[j] for j in order], fontsize=8)
         ax.axvline(0, color="black", lw=0.8)
-        truth = "" if e.label is None else f"label {e.label} · "
+        truth = "" if e.label is None else f"label {label_text(e.label)} · "
         what = f"class {e.class_name} ({e.probability:.2f})" if e.explained_class is not None \
             else f"value {e.probability:.3g}"
         ax.set_xlabel("LIME weight: green supports, red opposes" if

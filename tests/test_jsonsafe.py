@@ -57,3 +57,14 @@ def test_summary_json_and_explanation_json_agree_on_nan(tmp_path):
     assert report["explanations"][0]["score"] is None
     assert report["explanations"][0]["weights"] == {"x0": None}
     assert math.isnan(metrics["explain_deletion_ratio"])  # the caller's values are untouched
+
+
+def test_figure_titles_round_a_regression_label():
+    import numpy as np
+
+    from explain.figures import label_text
+
+    assert label_text(0.79889315366745) == "0.799"
+    assert label_text(np.float32(12.3456)) == "12.3"
+    assert label_text(3) == "3" and label_text("cat") == "cat"
+    assert label_text(np.int64(7)) == "7"
