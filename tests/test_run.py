@@ -28,7 +28,7 @@ def test_run_directory_contents(runs_dir):
     assert 0.5 < summary["metrics"]["test_acc"] <= 1.0
     assert {p.name for p in (d / "checkpoints").iterdir()} == {"last.pt", "best.pt", "model.pt"}
     assert {p.name for p in (d / "figures").iterdir()} == {
-        "curves.png", "confusion.png", "misclassified.png"}
+        "curves.png", "confusion.png", "misclassified.png", "per_class.png"}
     assert isinstance(res.model, torch.nn.Module)
 
 
