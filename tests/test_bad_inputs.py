@@ -127,6 +127,16 @@ CASES = [
     ("explain-samples-text", ["explain", "{run}", "--samples", "abc"], "invalid int value: 'abc'"),
     ("explain-unknown-run", ["explain", "nothing-here"], "no run 'nothing-here'"),
     ("info-unknown-lab", ["info", "xor"], "Did you mean"),
+    # agents: an environment that does not exist, or that the agent cannot act in
+    ("env-unknown", R("cartpole-dqn", "--set", "env_id=Nope-v0"),
+     "unknown environment id 'Nope-v0'"),
+    ("env-typo", R("cartpole-a2c", "--set", "env_id=CartPole-v9"), "did you mean 'CartPole-v1'"),
+    ("dqn-on-pendulum", R("cartpole-dqn", "--set", "env_id=Pendulum-v1"),
+     "Pendulum-v1 has a continuous action space"),
+    ("reinforce-on-pendulum", R("cartpole-reinforce", "--set", "env_id=Pendulum-v1"),
+     "picks one of n discrete actions"),
+    ("dqn-batch-over-buffer", R("cartpole-dqn", "--set", "buffer_size=10"),
+     "batch_size=64 is larger than buffer_size=10"),
 ]
 
 
