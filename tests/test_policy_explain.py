@@ -45,7 +45,7 @@ def test_lime_and_kernelshap_both_find_the_pole_angle_and_agree(tmp_path):
     for e in report.explanations:
         assert e.ranked()[0][0] == "pole angle"
         phi = np.abs(e.arrays["shap"])
-        assert np.argmax(phi) == 2 and phi[:2].max() < 1e-3 * phi[2]  # unused: ~nothing
+        assert np.argmax(phi) == 2 and phi[:2].max() < 0.02 * phi[2]  # unused: ~nothing
     # the two unused features tie in truth and LIME orders them by noise: rho 0.8 or 1
     assert report.summary["explain_shap_rank_corr"] >= 0.8
     sample = json.loads((tmp_path / "sample_0.json").read_text())
