@@ -43,13 +43,16 @@ def test_lime_and_kernelshap_both_find_the_pole_angle_and_agree(tmp_path):
     subject = policy_subject(push, states(), CARTPOLE_FEATURES, CARTPOLE_ACTIONS)
     report = explain.explain(subject, tmp_path, n=5, num_samples=1000)
     for e in report.explanations:
-        assert e.ranked()[0][0] == "pole angle"
+        assert e.ranked()[0][0] == "pole angle"  # the steepest slope per training std
+        # in this state, relative to the mean state: the same feature leads for both
         phi = np.abs(e.arrays["shap"])
-        assert np.argmax(phi) == 2 and phi[:2].max() < 0.02 * phi[2]  # unused: ~nothing
+        lime = np.abs(shap.lime_contributions(subject, e, subject.samples[e.index]))
+        assert np.argmax(phi) == np.argmax(lime) and np.argmax(phi) in (2, 3)
+        assert phi[:2].max() < 0.05 * phi.max()  # the unused features get ~nothing
     # the two unused features tie in truth and LIME orders them by noise: rho 0.8 or 1
-    assert report.summary["explain_shap_rank_corr"] >= 0.8
+    assert report.summary["explain_shap_rank_corr"] >= 0.8 - 1e-9
     sample = json.loads((tmp_path / "sample_0.json").read_text())
-    assert sample["shap"]["rank_corr"] >= 0.8
+    assert sample["shap"]["rank_corr"] >= 0.8 - 1e-9
     assert list(sample["shap"]["weights"]) == CARTPOLE_FEATURES
     saved = json.loads((tmp_path / "report.json").read_text())
     assert saved["summary"]["explain_shap_rank_corr"] == pytest.approx(
