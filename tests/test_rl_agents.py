@@ -104,6 +104,20 @@ def test_lab_eval_replays_the_kept_agent(cli, runs_dir):
     assert "eval_return" in out and "eval_return_std" in out
 
 
+def test_lab_explain_explains_more_states_of_a_saved_agent(cli, runs_dir, tmp_path):
+    res = run("cartpole-dqn", explain=False, **TINY["cartpole-dqn"], **QUIET,
+              explain_num_samples=100, explain_states=8)
+    code, out, err = cli("explain", res.run_id, "--samples", "4")
+    assert code == 0, err
+    (more,) = (res.dir / "explanations").glob("more-*")
+    assert len(list(more.glob("sample_*.json"))) == 4
+    assert "explain_shap_rank_corr" in out
+    row = tmp_path / "state.csv"
+    row.write_text("0.1,0.0,0.05,-0.2\n")
+    code, _, err = cli("explain", res.run_id, "--input", str(row))
+    assert code == 2 and err.count("\n") == 1 and "cannot encode raw inputs" in err
+
+
 def test_record_video_writes_an_episode_gif():
     from PIL import Image
 
