@@ -97,26 +97,6 @@ def worker_sb3(algo: str, seed: int, budget: int, eval_every: int) -> dict:
             "torch_threads": torch.get_num_threads()}
 
 
-def rl_table(d: dict) -> str:
-    rows = []
-    for r in d["results"].values():
-        runs = r["seeds"]
-        solved = [x for x in runs.values() if x["solved"]]
-        per_seed = " / ".join(
-            f"{x['solved_step'] / 1000:.1f}k in {x['seconds']:.0f} s" if x["solved"]
-            else f"no ({x['best_eval_return']:.0f})" for x in runs.values())
-        speed = _common.stats([x["steps_per_second"] for x in runs.values()])["median"]
-        rows.append([r["label"], f"{r['budget'] / 1000:.0f}k", f"{len(solved)}/{len(runs)}",
-                     per_seed,
-                     " / ".join(f"{x['best_eval_return']:.0f}" for x in runs.values()),
-                     f"{speed:,.0f}"])
-    return (f"CartPole-v1, seeds {', '.join(map(str, d['seeds']))}; solved = an evaluation's "
-            f"mean return >= 475 over {EVAL_EPISODES} greedy episodes (training stops there); "
-            f"one process per seed:\n\n"
-            + _common.table(["agent", "step budget", "solved", "solved at (step, wall) per seed",
-                             "best eval per seed", "env steps/s (median)"], rows))
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -133,7 +113,8 @@ def main() -> None:
         return
 
     script = Path(__file__).resolve()
-    result = {"machine": _common.machine(), "seeds": args.seeds, "results": {}}
+    result = {"machine": _common.machine(), "seeds": args.seeds, "eval_episodes": EVAL_EPISODES,
+              "results": {}}
     for key in args.only or AGENTS:
         label, kind, target, budget, every = AGENTS[key]
         seeds = {}
@@ -144,7 +125,9 @@ def main() -> None:
                   f"{r['steps_per_second']:.0f} steps/s", file=sys.stderr, flush=True)
         result["results"][key] = {"label": label, "budget": budget, "eval_every": every,
                                   "seeds": seeds}
-    print(rl_table(result))
+    import render
+
+    print(render.rl_table(result))
     if not args.no_write:
         print(f"\nwrote {_common.write('rl', result)}")
 

@@ -109,6 +109,33 @@ def explain_table(d: dict) -> str:
             + f"\n\nfigure rendering per image explanation: {d['figure_ms']:.0f} ms (median)")
 
 
+def _median(values: list[float]) -> float:
+    import statistics
+
+    return statistics.median(values)
+
+
+def rl_table(d: dict) -> str:
+    """bench_rl.py: per agent, how many seeds solved CartPole, when, and how fast."""
+    rows = []
+    for r in d["results"].values():
+        runs = r["seeds"]
+        solved = [x for x in runs.values() if x["solved"]]
+        per_seed = " / ".join(
+            f"{x['solved_step'] / 1000:.1f}k in {x['seconds']:.0f} s" if x["solved"]
+            else f"no ({x['best_eval_return']:.0f})" for x in runs.values())
+        speed = _median([x["steps_per_second"] for x in runs.values()])
+        rows.append([r["label"], f"{r['budget'] / 1000:.0f}k", f"{len(solved)}/{len(runs)}",
+                     per_seed,
+                     " / ".join(f"{x['best_eval_return']:.0f}" for x in runs.values()),
+                     f"{speed:,.0f}"])
+    return (f"CartPole-v1, seeds {', '.join(map(str, d['seeds']))}; solved = an evaluation's "
+            f"mean return >= 475 over {d.get('eval_episodes', 20)} greedy episodes (training "
+            f"stops there; the wall time includes the evaluations); one process per seed:\n\n"
+            + table(["agent", "step budget", "solved", "solved at (step, wall) per seed",
+                     "best eval per seed", "env steps/s (median)"], rows))
+
+
 SECTIONS = [  # (json name, title, how to run, table function)
     ("trainer", "Training loop: the shared trainer vs a hand-written loop",
      "python benchmarks/bench_trainer.py", trainer_table),
@@ -120,6 +147,8 @@ SECTIONS = [  # (json name, title, how to run, table function)
     ("cli", "CLI start-up", "python benchmarks/bench_cli.py", cli_table),
     ("explain", "LIME through the framework vs bare lime", "python benchmarks/bench_explain.py",
      explain_table),
+    ("rl", "CartPole-v1: our agents vs Stable-Baselines3", "python benchmarks/bench_rl.py",
+     rl_table),
 ]
 
 

@@ -23,6 +23,7 @@ SCRIPTS = {  # name: (script, full args, quick args)
     "threads": ("bench_threads.py", [], ["--rounds", "1"]),
     "cli": ("bench_cli.py", [], ["--repeat", "3"]),
     "explain": ("bench_explain.py", [], ["--repeats", "5"]),
+    "rl": ("bench_rl.py", [], ["--seeds", "0"]),
 }
 
 
