@@ -214,6 +214,16 @@ def summary() -> str:
         lines.append(f"- Threads (`bench_threads.py`): digits MLP with another process busy: "
                      f"{one:.0f} ms/epoch on 1 thread, {two:.0f} on 2; hence `threads=0` "
                      f"(auto) uses 1 thread on machines with <= 2 cores.")
+    rl = load("rl")
+    if rl:
+        parts = []
+        for r in rl["results"].values():
+            runs = list(r["seeds"].values())
+            speed = _median([x["steps_per_second"] for x in runs])
+            parts.append(f"{r['label'].split(' (')[0]} {sum(x['solved'] for x in runs)}/"
+                         f"{len(runs)} ({speed:,.0f} steps/s)")
+        lines.append("- CartPole-v1 solved (mean >= 475 over 20 evaluation episodes) per seed, "
+                     "same budgets (`bench_rl.py`): " + ", ".join(parts) + ".")
     lines.append("- Every table, with the machine it ran on: "
                  "[benchmarks/README.md](benchmarks/README.md).")
     return "\n".join(lines) + "\n"
