@@ -203,6 +203,7 @@ class AgentLoop:
         self.solved_step = -1
         self.evals: list[tuple[int, float, float]] = []  # (env_step, mean, std)
         self.train_returns: list[float] = []
+        self.train_steps: list[int] = []  # the env step at which each training episode ended
         self.next_eval = cfg.eval_every
         self.next_ckpt = cfg.checkpoint_every
         self.done = False
@@ -220,6 +221,7 @@ class AgentLoop:
         """A training episode ended (at the current `env_steps`)."""
         self.episodes += 1
         self.train_returns.append(float(ret))
+        self.train_steps.append(self.env_steps)
         self.run.log({"episode_return": float(ret), "episode_length": int(length),
                       "episodes": self.episodes}, step=self.env_steps, axis="env_step")
 
@@ -303,6 +305,7 @@ class AgentLoop:
                 "best_weights": self.best_weights, "solved_step": self.solved_step,
                 "evals": [list(e) for e in self.evals],
                 "train_returns": np.asarray(self.train_returns),
+                "train_steps": np.asarray(self.train_steps, dtype=np.int64),
                 "seconds": self.seconds + (time.perf_counter() - self._t0 if self._t0 else 0),
                 "done": self.done, "rng": rng_state()}
 
@@ -329,6 +332,7 @@ class AgentLoop:
             self.solved_step = int(state["solved_step"])
             self.evals = [(int(s), float(m), float(d)) for s, m, d in state["evals"]]
             self.train_returns = [float(r) for r in np.asarray(state["train_returns"])]
+            self.train_steps = [int(s) for s in np.asarray(state["train_steps"])]
             self.seconds = float(state["seconds"])
             self.done = bool(state["done"])
             set_rng_state(state["rng"])
@@ -448,18 +452,17 @@ def returns_figure(loop: AgentLoop, title: str):
         c = np.cumsum(np.insert(r, 0, 0.0))
         i = np.arange(1, len(r) + 1)
         smooth = (c[i] - c[np.maximum(0, i - window)]) / (i - np.maximum(0, i - window))
-        ax.plot(i, smooth, color="C0", label=f"training episodes (mean of {window})")
-        ax.set_xlabel("training episode")
+        ax.plot(loop.train_steps, r, ".", ms=1, alpha=0.3, color="grey")
+        ax.plot(loop.train_steps, smooth, color="C0",
+                label=f"training episodes (exploring; mean of {window})")
     if loop.evals:
-        ax2 = ax.twiny()
         steps, means, stds = map(np.asarray, zip(*loop.evals))
-        ax2.errorbar(steps, means, yerr=stds, color="C1", marker="o", ms=3, capsize=2,
-                     label="evaluation (greedy, mean ± std)")
-        ax2.set_xlabel("environment step (evaluations)")
-        ax2.legend(loc="lower right")
+        ax.errorbar(steps, means, yerr=stds, color="C1", marker="o", ms=3, capsize=2,
+                    label="evaluation (greedy, mean ± std)")
     ax.axhline(475, color="C2", ls=":", label="solved (475)")
-    ax.set(ylabel="return", title=f"{title}: training and evaluation returns")
-    ax.legend(loc="upper left")
+    ax.set(xlabel="environment step", ylabel="return",
+           title=f"{title}: training and evaluation returns")
+    ax.legend(loc="upper left", fontsize=8)
     return fig
 
 
