@@ -227,3 +227,33 @@ def test_dqn_learns_far_beyond_the_random_agent_within_15k_steps():
     153 at 12.5k; it solves at 30k, ~1 min on an idle 2-core machine: too long for here)."""
     m = run("cartpole-dqn", stop_return=150, track=False, explain=False, progress=False).metrics
     assert m["best_eval_return"] >= 150 and 0 < m["solved_step"] <= 15_000
+
+
+@pytest.mark.parametrize("lab", ["cartpole-reinforce", "cartpole-a2c"])
+def test_policy_gradient_agents_resume_where_they_stopped(lab, runs_dir, cli, monkeypatch):
+    from agents.common import AgentLoop
+
+    real = AgentLoop.advance
+
+    def killed_after_600(self, n):
+        stop = real(self, n)
+        if self.env_steps >= 600 and not getattr(AgentLoop, "_killed", False):
+            AgentLoop._killed = True
+            raise KeyboardInterrupt
+        return stop
+
+    monkeypatch.setattr(AgentLoop, "advance", killed_after_600)
+    monkeypatch.setattr(AgentLoop, "_killed", False, raising=False)
+    with pytest.raises(KeyboardInterrupt):
+        run(lab, explain=False, **TINY[lab], **QUIET)
+    (path,) = (runs_dir / lab).iterdir()
+    stopped = checkpoint.load(path / "checkpoints" / "last.pt")["env_steps"]
+    assert 600 <= stopped < 1200
+    code, _, err = cli("run", lab, "--resume", path.name, "--no-track")
+    assert code == 0, err
+    summary = json.loads((path / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["metrics"]["env_steps"] >= 1200
+    rows = [r for r in _rows(path) if r.get("axis") == "env_step"]
+    assert [r["env_step"] for r in rows] == sorted(r["env_step"] for r in rows)
+    updates = [r["updates"] for r in rows if "updates" in r]
+    assert updates == list(range(1, len(updates) + 1))  # counted on, none logged twice
