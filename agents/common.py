@@ -417,7 +417,7 @@ class AgentLab(Lab):
                 "solved": float(returns.mean() >= 475.0) if cfg.env_id == "CartPole-v1"
                 else float("nan")}
 
-    def action_probabilities(self, policy: nn.Module, device: Any):
+    def action_probabilities(self, policy: nn.Module):
         """(N, n_features) float32 -> (N, n_actions) probabilities of the policy's actions
         (softmax of its logits, or of a DQN's Q-values)."""
         from explain import torch_predict
@@ -430,7 +430,7 @@ class AgentLab(Lab):
         n_obs, n_act = check_env(cfg.env_id)
         feats, acts = names(cfg.env_id, n_obs, n_act)
         states = rollout_states(policy, cfg.env_id, n, cfg.seed, device)
-        return policy_subject(self.action_probabilities(policy, device), states, feats, acts)
+        return policy_subject(self.action_probabilities(policy), states, feats, acts)
 
     def subjects(self, cfg: Any, model: Any, data: Any) -> dict:
         policy = model if isinstance(model, nn.Module) else next(iter(model.values()))

@@ -45,16 +45,14 @@ def policy_subject(predict: Callable[[np.ndarray], np.ndarray], states: np.ndarr
 
 def rollout_states(policy: Any, env_id: str, n: int, seed: int, device: Any = "cpu",
                    episodes: int = 5) -> np.ndarray:
-    """`n` states the greedy policy visits, spread over `episodes` seeded episodes (a seeded
-    random subset when they visit more; in visiting order)."""
+    """Up to `n` states the greedy policy visits in `episodes` seeded episodes, a seeded random
+    subset in random order (so the first few explained are not all from one episode's start)."""
     from agents.common import greedy_episodes
 
     _, _, states = greedy_episodes(policy, env_id, episodes, seed + ROLLOUT_SEED_OFFSET,
                                    device, keep_states=True)
-    if len(states) > n:
-        keep = np.sort(np.random.default_rng(seed).choice(len(states), n, replace=False))
-        states = states[keep]
-    return states
+    keep = np.random.default_rng(seed).permutation(len(states))[:n]
+    return states[keep]
 
 
 def explain_policy(run: Any, subject: Any, cfg: Any) -> dict[str, float]:
