@@ -80,15 +80,19 @@ def explain_policy(run: Any, subject: Any, cfg: Any) -> dict[str, float]:
 
 
 def aggregate(explanations: list, subject: Any) -> dict[str, Any]:
-    """Per chosen action: how many states chose it, and the mean LIME weight, mean |LIME
-    weight| and mean |SHAP value| of each feature for that action's probability."""
+    """Per chosen action: how many states chose it, and per feature the mean LIME weight (slope
+    per training std) and, in the same units, mean |LIME contribution| (slope x the state's
+    distance from the mean state) and mean |SHAP value| for that action's probability."""
+    from explain.shap import lime_contributions
+
     features = list(next(iter(explanations)).weights)
     actions: dict[str, dict[str, Any]] = {}
     for e in explanations:
         name = e.class_name if e.class_name is not None else "value"
-        a = actions.setdefault(name, {"states": 0, "lime": [], "shap": []})
+        a = actions.setdefault(name, {"states": 0, "lime": [], "contrib": [], "shap": []})
         a["states"] += 1
         a["lime"].append(list(e.weights.values()))
+        a["contrib"].append(lime_contributions(subject, e, subject.samples[e.index]))
         if "shap" in e.arrays:
             a["shap"].append(np.asarray(e.arrays["shap"]).tolist())
     out: dict[str, Any] = {"features": features, "actions": {}}
@@ -96,7 +100,9 @@ def aggregate(explanations: list, subject: Any) -> dict[str, Any]:
         lime = np.asarray(a["lime"])
         entry = {"states": a["states"],
                  "lime_mean": dict(zip(features, lime.mean(0).round(6).tolist())),
-                 "lime_mean_abs": dict(zip(features, np.abs(lime).mean(0).round(6).tolist()))}
+                 "lime_mean_abs": dict(zip(features, np.abs(lime).mean(0).round(6).tolist())),
+                 "lime_contribution_mean_abs": dict(zip(features, np.abs(np.asarray(
+                     a["contrib"])).mean(0).round(6).tolist()))}
         if a["shap"]:
             entry["shap_mean_abs"] = dict(zip(features, np.abs(np.asarray(a["shap"]))
                                               .mean(0).round(6).tolist()))
@@ -106,7 +112,8 @@ def aggregate(explanations: list, subject: Any) -> dict[str, Any]:
 
 def aggregate_figure(agg: dict[str, Any]):
     """Left: mean LIME weight of each feature for each chosen action (green: raises that
-    action's probability). Right: mean |LIME weight| and mean |SHAP value| over all states."""
+    action's probability). Right: the share of each feature in mean |LIME contribution| and
+    mean |SHAP value| over all states (the same units: what the feature adds at the state)."""
     from matplotlib.figure import Figure
 
     features, actions = agg["features"], list(agg["actions"])
@@ -126,10 +133,10 @@ def aggregate_figure(agg: dict[str, Any]):
                  "rising makes the action more likely)", fontsize=9)
     fig.colorbar(im, ax=ax, shrink=0.8)
     total = sum(counts)
-    lime_abs = sum(np.array([agg["actions"][a]["lime_mean_abs"][f] for f in features]) * n
-                   for a, n in zip(actions, counts)) / total
+    lime_abs = sum(np.array([agg["actions"][a]["lime_contribution_mean_abs"][f]
+                             for f in features]) * n for a, n in zip(actions, counts)) / total
     x = np.arange(len(features))
-    bx.bar(x - 0.2, lime_abs / (lime_abs.sum() or 1), 0.4, label="LIME |weight|")
+    bx.bar(x - 0.2, lime_abs / (lime_abs.sum() or 1), 0.4, label="LIME |contribution|")
     if all("shap_mean_abs" in agg["actions"][a] for a in actions):
         shap_abs = sum(np.array([agg["actions"][a]["shap_mean_abs"][f] for f in features]) * n
                        for a, n in zip(actions, counts)) / total
