@@ -29,6 +29,9 @@ class Config(LabConfig):
                                         "* exp(-k * episode)", min=0)
     eval_episodes: int = option(1000, "greedy evaluation episodes after training", min=1)
     log_every: int = option(50, "episodes per logged point (means over the block)", min=1)
+    checkpoint_every: int = option(500, "episodes between writes of checkpoints/last.pt (the "
+                                        "Q-table and the counters `--resume` continues from; "
+                                        "also at the end and on interrupt)", min=1)
 
 
 @dataclass
@@ -67,13 +70,15 @@ def choose(q: np.ndarray, s: int, eps: float, rng: np.random.Generator) -> int:
     return int(best[0] if len(best) == 1 else best[rng.integers(len(best))])
 
 
-def train(env, q: np.ndarray, cfg: Config, rng: np.random.Generator, on_episode) -> int:
-    """Learn `q` in place over `cfg.episodes`; `on_episode(i, return, length, eps, env_steps)`
-    after each. Returns the environment steps taken."""
-    steps = 0
-    for i in range(cfg.episodes):
+def train(env, q: np.ndarray, cfg: Config, rng: np.random.Generator, on_episode,
+          start: int = 0, steps: int = 0) -> int:
+    """Learn `q` in place over episodes `start` .. `cfg.episodes - 1` (`steps` taken before);
+    `on_episode(i, return, length, eps, env_steps)` after each. Returns the environment steps
+    taken in all."""
+    for i in range(start, cfg.episodes):
         eps = epsilon(cfg, i)
-        s, _ = env.reset(seed=cfg.seed if i == 0 else None)  # one seed starts the stream
+        # one seed starts the stream; a resumed run starts a new one where it left off
+        s, _ = env.reset(seed=cfg.seed + i if i == start else None)
         a = choose(q, s, eps, rng)
         ret, length = 0.0, 0
         while True:
@@ -89,6 +94,22 @@ def train(env, q: np.ndarray, cfg: Config, rng: np.random.Generator, on_episode)
         steps += length
         on_episode(i, ret, length, eps, steps)
     return steps
+
+
+def resume(path: Path, q: np.ndarray, rng: np.random.Generator, returns: np.ndarray,
+           lengths: np.ndarray) -> tuple[int, int]:
+    """Fill `q`, `rng` and the per-episode records from last.pt; returns (episodes completed,
+    environment steps taken)."""
+    state = checkpoint.load(path, require=("q", "episode", "env_steps", "rng"))
+    saved = np.asarray(state["q"])
+    if saved.shape != q.shape:
+        raise CheckpointError(f"checkpoint {path} holds a {saved.shape} Q-table; this "
+                              f"environment needs {q.shape}")
+    q[:] = saved
+    rng.bit_generator.state = state["rng"]
+    n = int(state["episode"])
+    returns[:n], lengths[:n] = np.asarray(state["returns"]), np.asarray(state["lengths"])
+    return n, int(state["env_steps"])
 
 
 def evaluate_greedy(env, q: np.ndarray, episodes: int, seed: int) -> np.ndarray:
@@ -149,10 +170,24 @@ class TabularLab(Lab):
         rng = np.random.default_rng(cfg.seed)
         returns = np.zeros(cfg.episodes)
         lengths = np.zeros(cfg.episodes, dtype=int)
-        bar = iter(run.bar(range(cfg.episodes), desc="episodes"))
+        last = run.checkpoints / "last.pt"
+        start = steps = 0
+        if run.resuming and last.is_file():
+            start, steps = resume(last, q, rng, returns, lengths)
+            run.tracker.forget_after(start, "episode")  # rows logged after last.pt come again
+            run.tracker.forget_after(steps, "env_step")
+        bar = iter(run.bar(range(start, cfg.episodes), desc="episodes",
+                           total=cfg.episodes - start))
+        done = [start, steps]  # episodes and steps completed: what last.pt records
+
+        def save_last() -> None:
+            checkpoint.save({"q": q, "episode": done[0], "env_steps": done[1],
+                             "rng": rng.bit_generator.state, "returns": returns[:done[0]],
+                             "lengths": lengths[:done[0]]}, last)
 
         def on_episode(i: int, ret: float, length: int, eps: float, steps: int) -> None:
             returns[i], lengths[i] = ret, length
+            done[:] = [i + 1, steps]
             next(bar, None)
             if (i + 1) % cfg.log_every == 0 or i + 1 == cfg.episodes:
                 block = slice(i - i % cfg.log_every, i + 1)
@@ -160,8 +195,14 @@ class TabularLab(Lab):
                 run.log({"return": mean, "length": float(lengths[block].mean()),
                          "epsilon": eps, "env_step": steps}, step=i + 1, axis="episode")
                 run.log({"episode_return": mean}, step=steps, axis="env_step")
+            if (i + 1) % cfg.checkpoint_every == 0 or i + 1 == cfg.episodes:
+                save_last()
 
-        steps = train(env, q, cfg, rng, on_episode)
+        try:
+            steps = train(env, q, cfg, rng, on_episode, start, steps)
+        except KeyboardInterrupt:
+            save_last()  # the episodes completed so far; `--resume` goes on from there
+            raise
         self.q = q
         run.save_model(q)
         metrics = self.evaluate(cfg, {"": q}, None)

@@ -120,6 +120,33 @@ def cnn_epoch_table(d: dict) -> str:
           f"{r['test_acc']:.3f}"] for v, r in d["variants"].items()])
 
 
+def _median(values: list[float]) -> float:
+    import statistics
+
+    return statistics.median(values)
+
+
+def rl_table(d: dict) -> str:
+    """bench_rl.py: per agent, how many seeds solved CartPole, when, and how fast."""
+    rows = []
+    for r in d["results"].values():
+        runs = r["seeds"]
+        solved = [x for x in runs.values() if x["solved"]]
+        per_seed = " / ".join(
+            f"{x['solved_step'] / 1000:.1f}k in {x['seconds']:.0f} s" if x["solved"]
+            else f"no ({x['best_eval_return']:.0f})" for x in runs.values())
+        speed = _median([x["steps_per_second"] for x in runs.values()])
+        rows.append([r["label"], f"{r['budget'] / 1000:.0f}k", f"{len(solved)}/{len(runs)}",
+                     per_seed,
+                     " / ".join(f"{x['best_eval_return']:.0f}" for x in runs.values()),
+                     f"{speed:,.0f}"])
+    return (f"CartPole-v1, seeds {', '.join(map(str, d['seeds']))}; solved = an evaluation's "
+            f"mean return >= 475 over {d.get('eval_episodes', 20)} greedy episodes (training "
+            f"stops there; the wall time includes the evaluations); one process per seed:\n\n"
+            + table(["agent", "step budget", "solved", "solved at (step, wall) per seed",
+                     "best eval per seed", "env steps/s (median)"], rows))
+
+
 SECTIONS = [  # (json name, title, how to run, table function)
     ("trainer", "Training loop: the shared trainer vs a hand-written loop",
      "python benchmarks/bench_trainer.py", trainer_table),
@@ -133,6 +160,8 @@ SECTIONS = [  # (json name, title, how to run, table function)
      explain_table),
     ("cnn_epoch", "A digits-cnn epoch: `run.fit` vs a hand-written loop",
      "python benchmarks/bench_cnn_epoch.py", cnn_epoch_table),
+    ("rl", "CartPole-v1: our agents vs Stable-Baselines3", "python benchmarks/bench_rl.py",
+     rl_table),
 ]
 
 
@@ -198,6 +227,16 @@ def summary() -> str:
         lines.append(f"- Threads (`bench_threads.py`): digits MLP with another process busy: "
                      f"{one:.0f} ms/epoch on 1 thread, {two:.0f} on 2; hence `threads=0` "
                      f"(auto) uses 1 thread on machines with <= 2 cores.")
+    rl = load("rl")
+    if rl:
+        parts = []
+        for r in rl["results"].values():
+            runs = list(r["seeds"].values())
+            speed = _median([x["steps_per_second"] for x in runs])
+            parts.append(f"{r['label'].split(' (')[0]} {sum(x['solved'] for x in runs)}/"
+                         f"{len(runs)} ({speed:,.0f} steps/s)")
+        lines.append("- CartPole-v1 solved (mean >= 475 over 20 evaluation episodes) per seed, "
+                     "same budgets (`bench_rl.py`): " + ", ".join(parts) + ".")
     lines.append("- Every table, with the machine it ran on: "
                  "[benchmarks/README.md](benchmarks/README.md).")
     return "\n".join(lines) + "\n"

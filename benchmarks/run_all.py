@@ -24,6 +24,7 @@ SCRIPTS = {  # name: (script, full args, quick args)
     "cli": ("bench_cli.py", [], ["--repeat", "3"]),
     "explain": ("bench_explain.py", [], ["--repeats", "5"]),
     "cnn_epoch": ("bench_cnn_epoch.py", [], ["--rounds", "1", "--epochs", "2"]),
+    "rl": ("bench_rl.py", [], ["--seeds", "0"]),
 }
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from explain import shap
 from explain.base import Explanation
 from explain.fidelity import deletion_ratio
 from explain.jsonsafe import jsonable
@@ -28,6 +29,8 @@ def summarize(explanations: list[Explanation], with_truth: bool) -> dict[str, fl
     explain_r2: mean LIME local R^2.
     explain_deletion_ratio: mean top-k drop / mean random-k drop (ratio of means; nan when the
         mean random drop is ~0). explain_deletion_drop(_random): the two means themselves.
+    explain_shap_rank_corr: mean Spearman agreement of LIME's and KernelSHAP's feature
+        rankings (only when the subject set compare_shap; see `explain.shap`).
     explain_rank_corr: mean Spearman rank correlation over explanations where it is defined
         (only when the subject has true_weights).
     """
@@ -40,6 +43,9 @@ def summarize(explanations: list[Explanation], with_truth: bool) -> dict[str, fl
         "explain_deletion_drop": float(np.mean(tops)) if tops else math.nan,
         "explain_deletion_drop_random": float(np.mean(rnds)) if rnds else math.nan,
     }
+    shap_corr = shap.mean_rank_corr(explanations)
+    if shap_corr is not None:  # only when the subject asked for KernelSHAP (compare_shap)
+        out["explain_shap_rank_corr"] = shap_corr
     if with_truth:
         corrs = [e.rank_corr for e in explanations if e.rank_corr is not None]
         out["explain_rank_corr"] = float(np.mean(corrs)) if corrs else math.nan
@@ -75,7 +81,7 @@ class Report:
             "kind": self.kind, "num_samples": self.num_samples, "seed": self.seed,
             "summary": {k: jsonable(v) for k, v in self.summary.items()},
             "figures": {k: str(v) for k, v in self.figures.items()},
-            "explanations": [e.to_dict() for e in self.explanations],
+            "explanations": [{**e.to_dict(), **shap.json_entry(e)} for e in self.explanations],
         }
 
     def to_json(self) -> str:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from explain import shap
 from explain.base import get_explainer
 from explain.errors import ExplainError
 from explain.report import Report, summarize
@@ -45,6 +46,8 @@ def explain(subject: Subject, out_dir: Path | str | None, *, n: int = 3, num_sam
     explanations, figs = [], {}
     for i in indices:
         e = explainer.explain_one(subject, i, seed + i, num_samples)
+        if subject.compare_shap:
+            shap.compare(subject, e, seed + i)
         if out is not None:
             name = f"sample_{i}"
             if figures:
@@ -54,7 +57,8 @@ def explain(subject: Subject, out_dir: Path | str | None, *, n: int = 3, num_sam
                 figs[name] = e.png
                 explainer.save_extras(e, out / name)  # e.g. the text explainer's HTML view
             e.json = out / f"{name}.json"
-            e.json.write_text(json.dumps(e.to_dict(), indent=2, allow_nan=False))
+            e.json.write_text(json.dumps({**e.to_dict(), **shap.json_entry(e)}, indent=2,
+                                         allow_nan=False))
         explanations.append(e)
 
     report = Report(kind=subject.kind, explanations=explanations,

@@ -37,6 +37,9 @@ class Subject:
     true_weights: ground-truth importances, e.g. a linear model's weights: one per input element,
         or one row per class (C, n_inputs). When given, each explanation records the Spearman
         rank correlation of ABSOLUTE importances (see `explain.fidelity.rank_correlation`).
+    compare_shap: also run KernelSHAP (captum) on each explained row and record how well its
+        feature ranking agrees with LIME's (tabular kind; see `explain.shap`): the sample JSON
+        gets a `shap` entry and the summary `explain_shap_rank_corr`.
     """
 
     kind: str
@@ -51,6 +54,7 @@ class Subject:
     baseline: float | np.ndarray | None = None
     display: Callable[[np.ndarray], np.ndarray] | None = None
     true_weights: np.ndarray | None = None
+    compare_shap: bool = False
 
     def __post_init__(self) -> None:
         # Fail at construction with one line, not deep inside LIME with a numpy traceback.

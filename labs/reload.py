@@ -187,7 +187,7 @@ def read_input(file: str, data: Any, kind: str, notes: list[str] | None = None) 
         out = np.empty(1, dtype=object)
         out[0] = text
         return out
-    if data.encode is None:
+    if data is None or data.encode is None:  # None: e.g. an agent, whose data is its env
         raise LabError("this lab's data cannot encode raw inputs from a file")
     raw = _read_image(p, data, notes) if kind == "image" else _read_row(p, data, kind)
     return data.encode(raw).reshape(1, *data.input_shape).astype(np.float32)

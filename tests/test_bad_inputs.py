@@ -163,6 +163,16 @@ CASES = [
      "threshold must be in (0, 1)"),
     ("pseudo-labels", R("pseudo-labeling", "--set", "labels=[150]"), "leaves no unlabelled"),
     ("strategy-sizes", R("ml-strategy", "--set", "sizes=[5000]"), "sizes go up to 1257"),
+    # agents: an environment that does not exist, or that the agent cannot act in
+    ("env-unknown", R("cartpole-dqn", "--set", "env_id=Nope-v0"),
+     "unknown environment id 'Nope-v0'"),
+    ("env-typo", R("cartpole-a2c", "--set", "env_id=CartPole-v9"), "did you mean 'CartPole-v1'"),
+    ("dqn-on-pendulum", R("cartpole-dqn", "--set", "env_id=Pendulum-v1"),
+     "Pendulum-v1 has a continuous action space"),
+    ("reinforce-on-pendulum", R("cartpole-reinforce", "--set", "env_id=Pendulum-v1"),
+     "picks one of n discrete actions"),
+    ("dqn-batch-over-buffer", R("cartpole-dqn", "--set", "buffer_size=10"),
+     "batch_size=64 is larger than buffer_size=10"),
 ]
 
 
