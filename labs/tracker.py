@@ -182,11 +182,18 @@ class Tracker:
             self.metrics_path.write_text("".join(r + "\n" for r in kept), encoding="utf-8")
         self._file = open(self.metrics_path, "a", encoding="utf-8")
 
-    def log_figure(self, name: str, path: Path) -> None:
+    def log_figure(self, name: str, path: Path, step: int | None = None, *,
+                   axis: str = "epoch") -> None:
+        """An image file as W&B media; with `step`, placed at that step of `axis` (a figure
+        drawn every few epochs becomes a slider on the run's epoch axis)."""
         def send(w):
             import wandb
 
-            w.log({name: wandb.Image(str(path))})
+            row = {name: wandb.Image(str(path))}
+            if step is None:
+                w.log(row)
+            else:
+                self._wandb_log(w, {axis: step, **row}, axis)
 
         self._call("image", send)
 
