@@ -4,10 +4,12 @@ NOT Inception-FID: "digits-FID" is the Fréchet distance between Gaussians fitte
 64-d penultimate features of a dense digits classifier (64 -> 128 -> 64 -> 10, ReLU) that the
 framework trains itself on scikit-learn's digits in [0, 1] (pixel / 16): 80 % of them,
 stratified split with seed 0, random 1-pixel shifts, 30 epochs, 0.967 held-out accuracy.
-It is trained once (a few seconds) and cached as `<cache>/quality/digits-judge-<hash>.pt`,
-where `<cache>` is `$LAB_CACHE_DIR`, else `~/.cache/labs`, and `<hash>` hashes the recipe
-(so changing the recipe trains a new one). Numbers are comparable between runs that use the
-same judge (the hash is reported as `judge`), never with published FIDs.
+The trained judge ships with the package (`generative/digits_judge.pt`, 72 KB, made by
+`python -m generative.quality`) so every machine scores with the same weights. When its stored
+recipe differs from `RECIPE` (someone changed the recipe), the judge is trained once (seconds
+on an idle CPU) and cached as `<cache>/quality/digits-judge-<hash>.pt`, `<cache>` being
+`$LAB_CACHE_DIR`, else `~/.cache/labs`, `<hash>` a hash of the recipe. Numbers are comparable
+between runs scored by the same judge, never with published (Inception) FIDs.
 
 - `digits_fid`: Fréchet distance of the samples' features to the reference's (lower is better;
   the test digits against the training digits are the floor, uniform noise is far above).
@@ -120,15 +122,41 @@ def _judge_at(path: str, key: str) -> Judge:
         except Exception:  # a damaged cache file is rebuilt, never fatal
             pass
     net, acc = _train(RECIPE)
-    checkpoint.save({"model": net.state_dict(), "test_acc": acc, "recipe": json.dumps(RECIPE)},
-                    p)
+    if p != SHIPPED:  # the shipped file is only ever written by `python -m generative.quality`
+        checkpoint.save({"model": net.state_dict(), "test_acc": acc,
+                         "recipe": json.dumps(RECIPE)}, p)
     return Judge(net, acc, key)
 
 
+SHIPPED = Path(__file__).with_name("digits_judge.pt")
+
+
+@functools.lru_cache(maxsize=1)
+def shipped_recipe() -> dict | None:
+    """The recipe the shipped judge was trained with (None when it is missing)."""
+    from labs import checkpoint
+
+    if not SHIPPED.is_file():
+        return None
+    return json.loads(checkpoint.load(SHIPPED, require=("recipe",))["recipe"])
+
+
 def judge() -> Judge:
-    """The digits judge: loaded from the cache, or trained (a few seconds) and cached."""
+    """The digits judge: the shipped one when it was trained with `RECIPE`, else one from the
+    cache, trained (a few seconds) and cached on first use."""
     key = recipe_hash()
+    if shipped_recipe() == RECIPE:
+        return _judge_at(str(SHIPPED), key)
     return _judge_at(str(cache_dir() / f"digits-judge-{key}.pt"), key)
+
+
+if __name__ == "__main__":  # retrain the shipped judge after changing RECIPE
+    from labs import checkpoint
+
+    trained, accuracy = _train(RECIPE)
+    checkpoint.save({"model": trained.state_dict(), "test_acc": accuracy,
+                     "recipe": json.dumps(RECIPE)}, SHIPPED)
+    print(f"{SHIPPED}: held-out accuracy {accuracy:.4f}, recipe {recipe_hash()}")
 
 
 def frechet(f1: np.ndarray, f2: np.ndarray) -> float:
