@@ -301,8 +301,8 @@ class DigitsGAN(Lab):
         rows = [r for _, r in progress.rows]
         titles = [[f"epoch {e}"] + [""] * (len(r) - 1) for e, r in progress.rows]
         run.figure("progress", grid(rows, titles, title="one fixed noise batch over training"))
-        run.video("progress", write_gif(progress.frames, run.dir / "figures" / "progress.gif"),
-                  fps=4)
+        run.video("progress_animation",
+                  write_gif(progress.frames, run.dir / "figures" / "progress.gif"), fps=4)
         last = fit.history.last
         return {**self.evaluate(cfg, {"": gan}, data), **watch.metrics(),
                 **{f"test_{k}": v for k, v in fit.test.items()},
