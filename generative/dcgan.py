@@ -24,6 +24,9 @@ class Config(GANConfig):
                                "first, the discriminator's last)", min=4)
     epochs: int = option(60, "passes over the training data")
     lr: float = option(2e-3, "learning rate of both players")
+    progress_every: int = option(10, "epochs between rows of the progress figure", min=1)
+    score_every: int = option(5, "epochs between digits-FID evaluations of 512 samples "
+                                 "(also after epoch 1 and the last; 0: never)", min=0)
 
 
 class DCGAN(Players):
