@@ -152,7 +152,8 @@ class Progress(Callback):
 
     def on_epoch_end(self, trainer, epoch, logs) -> None:
         last = epoch == trainer.epochs
-        row, frame = epoch % self.every == 0 or last, epoch % self.gif_every == 0 or last
+        row = epoch % self.every == 0 or last or epoch == 1
+        frame = epoch % self.gif_every == 0 or last
         if not (row or frame or epoch == 1):
             return
         with torch.no_grad():
@@ -164,6 +165,16 @@ class Progress(Callback):
             self.run.figure("samples_by_epoch", grid([images(x[i:i + 8]) for i in range(0, 64, 8)],
                                                      title=f"fixed noise, epoch {epoch}"),
                             step=epoch)
+        self.seen = epoch
+
+    def on_fit_end(self, trainer) -> None:
+        """A run stopped early (stop_patience) still shows where it stopped."""
+        end = getattr(self, "seen", 0)
+        if end and (not self.rows or self.rows[-1][0] != end):
+            with torch.no_grad():
+                x = _draw(trainer.model, 64, self.seed)
+            self.rows.append((end, images(x[:self.n])))
+            self.frames.append(tile(x))
 
 
 class Quality(Callback):
