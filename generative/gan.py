@@ -180,7 +180,8 @@ class Progress(Callback):
 class Quality(Callback):
     """digits-FID of 512 samples every `every` epochs (and after the first and the last),
     logged on the epoch axis; the best generator kept in `checkpoints/best_fid.pt` (and put
-    back at the end with `keep_best`); mode collapse and divergence warned about, once each."""
+    back at the end with `keep_best`); mode collapse (a coverage fall in two evaluations in a
+    row, or too few digits at the end) and divergence warned about, once each."""
 
     def __init__(self, run, reference, *, every: int, seed: int, smooth: float,
                  patience: int = 0, keep_best: bool = True, n: int = 512):
@@ -192,6 +193,7 @@ class Quality(Callback):
         self.peak, self.min_coverage, self.d_min = 0.0, math.inf, math.inf
         self.flags = {"collapse": 0, "divergence": 0}
         self.last_coverage = math.inf  # of the latest evaluation (inf: none yet)
+        self.falls = 0  # consecutive evaluations with a coverage fall
 
     def on_epoch_end(self, trainer, epoch, logs) -> None:
         d_loss = logs.get("train_d_loss")
@@ -218,8 +220,12 @@ class Quality(Callback):
                     trainer.should_stop = True
         if s is not None:
             self.last_coverage = s["class_coverage"]
-        for kind in troubles(s and s["class_coverage"], self.peak, d_loss, self.smooth):
-            self._flag(kind, epoch, d_loss)
+        found = troubles(s and s["class_coverage"], self.peak, d_loss, self.smooth)
+        if s is not None:  # coverage wobbles early on: a collapse persists two evaluations
+            self.falls = self.falls + 1 if "collapse" in found else 0
+        for kind in found:
+            if kind != "collapse" or self.falls >= 2:
+                self._flag(kind, epoch, d_loss)
 
     def _flag(self, kind: str, epoch: int, d_loss: float | None) -> None:
         self.flags[kind] += 1
@@ -251,14 +257,14 @@ class Quality(Callback):
         return {"best": self.best, "best_epoch": self.best_epoch, "first": self.first,
                 "stale": self.stale, "peak": self.peak, "min_coverage": self.min_coverage,
                 "d_min": self.d_min, "flags": dict(self.flags),
-                "last_coverage": self.last_coverage}
+                "last_coverage": self.last_coverage, "falls": self.falls}
 
     def load_state_dict(self, state: dict) -> None:
         self.best, self.best_epoch, self.first = state["best"], state["best_epoch"], state["first"]
         self.stale, self.peak, self.min_coverage = state["stale"], state["peak"], \
             state["min_coverage"]
         self.d_min, self.flags = state["d_min"], dict(state["flags"])
-        self.last_coverage = state["last_coverage"]
+        self.last_coverage, self.falls = state["last_coverage"], state["falls"]
 
 
 def _draw(net: nn.Module, n: int, seed: int) -> torch.Tensor:

@@ -104,3 +104,32 @@ def test_collapse_and_divergence_rules():
     assert floor == pytest.approx(0.325, abs=1e-3) and d_loss_floor(0.0) == 0
     assert troubles(None, 10, floor + 0.01, 0.1) == ["divergence"]
     assert troubles(None, 10, floor + 0.2, 0.1) == []
+
+
+def test_the_gan_watch_warns_once_about_a_collapse_that_persists(monkeypatch, tmp_path):
+    import warnings
+    from types import SimpleNamespace
+
+    from generative import gan, quality
+
+    class FakeRun:
+        checkpoints = tmp_path
+
+        def log(self, *args, **kwargs):
+            pass
+
+    coverage = iter([10, 10, 6, 10, 6, 6, 6])  # one wobble, then a fall that stays
+    monkeypatch.setattr(quality, "scores", lambda x, ref, j: {
+        "digits_fid": 1.0, "digits_is": 1.0, "confidence": 1.0,
+        "class_coverage": float(next(coverage))})
+    watch = gan.Quality(FakeRun(), torch.rand(10, 64), every=1, seed=0, smooth=0.1)
+    trainer = SimpleNamespace(model=gan.GAN(4, [8]), epochs=99, should_stop=False, epoch=7)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for epoch in range(1, 8):
+            watch.on_epoch_end(trainer, epoch, {"train_d_loss": 1.0})
+    assert [str(w.message) for w in caught] == [
+        "gan: mode collapse at epoch 6: samples cover 6 of 10 digits (peak 10)"]
+    m = watch.metrics()
+    assert m["collapse_warnings"] == 2 and m["min_class_coverage"] == 6
+    assert m["divergence_warnings"] == 0 and m["best_epoch"] == 1  # no FID beat the first
