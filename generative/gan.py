@@ -227,11 +227,12 @@ class Quality(Callback):
             if kind != "collapse" or self.falls >= 2:
                 self._flag(kind, epoch, d_loss)
 
-    def _flag(self, kind: str, epoch: int, d_loss: float | None) -> None:
+    def _flag(self, kind: str, epoch: int, d_loss: float | None, at_end: bool = False) -> None:
         self.flags[kind] += 1
         if self.flags[kind] > 1:
             return  # one warning line per kind; the metric counts them all
-        what = (f"samples cover {self.last_coverage:.0f} of 10 digits (peak "
+        only = "only " if at_end else ""
+        what = (f"samples cover {only}{self.last_coverage:.0f} of 10 digits (peak "
                 f"{self.peak:.0f})" if kind == "collapse" else
                 f"discriminator loss {d_loss:.3f} is at its floor "
                 f"{d_loss_floor(self.smooth):.3f}: the generator gets no gradient")
@@ -240,7 +241,7 @@ class Quality(Callback):
 
     def on_fit_end(self, trainer) -> None:
         if self.last_coverage < COLLAPSE_FLOOR and not self.flags["collapse"]:
-            self._flag("collapse", trainer.epoch, None)  # it never covered the digits
+            self._flag("collapse", trainer.epoch, None, at_end=True)  # never covered them
 
         if self.keep_best and self.path.is_file():
             best = checkpoint.load(self.path, require=("model",))
