@@ -92,3 +92,29 @@ def latent_scatter(codes: np.ndarray, labels: np.ndarray, title: str) -> Any:
     ax.set_ylabel(axes[1])
     ax.set_title(title, fontsize=10)
     return fig
+
+
+def tile(x: Any, cols: int = 8, scale: int = 4) -> np.ndarray:
+    """Flat 64-vectors in [0, 1] as one uint8 picture (dark ink on white), `cols` per row,
+    each pixel `scale` x `scale`: a frame of an animation."""
+    imgs = np.clip(np.stack(images(x)), 0, 1)
+    rows = -(-len(imgs) // cols)
+    canvas = np.zeros((rows * (SIDE + 1) + 1, cols * (SIDE + 1) + 1))
+    for i, img in enumerate(imgs):
+        r, c = divmod(i, cols)
+        canvas[1 + r * (SIDE + 1):1 + r * (SIDE + 1) + SIDE,
+               1 + c * (SIDE + 1):1 + c * (SIDE + 1) + SIDE] = img
+    return (255 * (1 - np.kron(canvas, np.ones((scale, scale))))).astype(np.uint8)
+
+
+def write_gif(frames: Sequence[np.ndarray], path: Any, fps: int = 4) -> Any:
+    """Grey uint8 frames as a looping GIF at `path` (parent folders made)."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pics = [Image.fromarray(f) for f in frames]
+    pics[0].save(path, save_all=True, append_images=pics[1:], duration=int(1000 / fps), loop=0)
+    return path

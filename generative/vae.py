@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from generative import quality
 from generative.common import digits01, grid, images, latent_scatter
 from labs import Lab, SplitConfig, Trainer, models, option, plots
 
@@ -146,7 +147,34 @@ class VariationalAutoencoder(Lab):
         out = {"baseline_nll": float(base.mean())}
         if cfg.iw_samples:
             out["test_nll_iw"] = iw_nll(model, test, cfg.iw_samples, cfg.likelihood, cfg.sigma)
-        return out
+        return {**out, **self._quality(cfg, model, data)}
+
+    def _quality(self, cfg: Config, model: VAE, data) -> dict:
+        """512 prior samples (decoded means) judged like the GAN's (generative/quality.py:
+        digits-FID against the training digits, digits-IS, coverage, train-on-synthetic /
+        test-on-real) with the test digits' own FID as the floor."""
+        samples = self.sample(cfg, {"": model}, 512, cfg.seed + 1).reshape(512, 64)
+        train, test = data.train.x.numpy(), data.test.x.numpy()
+        labels = data.extras["labels"]
+        j = quality.judge()
+        return {**quality.scores(samples, train, j),
+                **quality.reference_scores(train, test, cfg.seed, j=j),
+                **quality.tstr(samples, test, labels["test"], train, labels["train"], j)}
+
+    def sample(self, cfg: Config, models: dict, n: int, seed: int) -> np.ndarray:
+        """`lab sample`: `n` draws from the prior, decoded to their means (pixel
+        probabilities, or grey levels), as (n, 8, 8) images in [0, 1]."""
+        model = models[""]
+        device = next(model.parameters()).device
+        z = torch.randn(n, cfg.latent, generator=torch.Generator().manual_seed(seed))
+        was = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                x = torch.sigmoid(model.decoder(z.to(device))).float().cpu().numpy()
+        finally:
+            model.train(was)
+        return x.reshape(n, 8, 8)
 
     def figures(self, cfg: Config, run, model: VAE, data) -> None:
         device = next(model.parameters()).device

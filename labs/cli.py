@@ -82,6 +82,13 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("run", help="a run id, <lab>/<id> or path")
     ev.add_argument("--runs-dir")
 
+    sa = sub.add_parser("sample", help="draw samples from a saved generative run (no "
+                                       "retraining) into <run>/samples/")
+    sa.add_argument("run", help="a run id, <lab>/<id> or path")
+    sa.add_argument("--n", type=int, default=64, help="how many samples (default 64)")
+    sa.add_argument("--seed", type=int, help="noise seed (default: a new one per call)")
+    sa.add_argument("--runs-dir")
+
     new = sub.add_parser("new", help="write a ready plugin package with a new lab")
     new.add_argument("name", help="the lab's name, e.g. my-mlp")
     new.add_argument("--dir", default=".", help="where to create the package (default: .)")
@@ -294,6 +301,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sample(args: argparse.Namespace) -> int:
+    if not 1 <= args.n <= 10_000:
+        raise LabError(f"--n must be in [1, 10000], got {args.n}")
+    from labs.sampling import sample_saved
+
+    print(sample_saved(args.run, n=args.n, seed=args.seed, runs_dir=args.runs_dir))
+    return 0
+
+
 def cmd_new(args: argparse.Namespace) -> int:
     from labs.scaffold import new_plugin
 
@@ -303,7 +319,8 @@ def cmd_new(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"list": cmd_list, "info": cmd_info, "summary": cmd_summary, "run": cmd_run,
-            "runs": cmd_runs, "explain": cmd_explain, "eval": cmd_eval, "new": cmd_new}
+            "runs": cmd_runs, "explain": cmd_explain, "eval": cmd_eval,
+            "sample": cmd_sample, "new": cmd_new}
 
 if __name__ == "__main__":
     sys.exit(main())

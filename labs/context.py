@@ -60,13 +60,15 @@ class Run:
         """
         self.tracker.log(metrics, step, axis=axis)
 
-    def figure(self, name: str, fig: Any) -> Path:
-        """Save a matplotlib figure as `figures/<name>.png` (dpi 100) and log it."""
+    def figure(self, name: str, fig: Any, step: int | None = None, *,
+               axis: str = "epoch") -> Path:
+        """Save a matplotlib figure as `figures/<name>.png` (dpi 100) and log it; with `step`
+        it is logged at that step of `axis` (W&B shows one image per step under one key)."""
         path = self.dir / "figures" / f"{name}.png"
         _close(fig)  # out of pyplot's registry (if it was there): rendering needs no GUI
         save_png(fig, path)
         self.figures[name] = path
-        self.tracker.log_figure(f"figures/{name}", path)
+        self.tracker.log_figure(f"figures/{name}", path, step, axis=axis)
         return path
 
     def video(self, name: str, path: Path, fps: int = 25) -> Path:

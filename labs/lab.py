@@ -121,6 +121,15 @@ class Lab:
 
         return evaluate(models, data, lab=self.name or type(self).__name__)
 
+    def sample(self, cfg: Any, models: dict[str, Any], n: int, seed: int) -> Any:
+        """`lab sample <run>`: `n` new samples from the reloaded models, drawn with `seed`, as
+        an array of images (n, H, W) or (n, H, W, C) with values in [0, 1]. Generative labs
+        override it; the default says the lab does not generate."""
+        from labs.errors import LabError
+
+        raise LabError(f"lab '{self.name or type(self).__name__}' does not generate samples: "
+                       f"`lab sample` works on generative runs (vae, gan, dcgan, ...)")
+
     def subjects(self, cfg: Any, model: Any, data: Dataset) -> dict[str, Subject]:
         """What to explain, by name. The default builds one subject of kind `explains` from
         the dataset's test split and metadata, per model when `model` is a dict of several

@@ -20,6 +20,7 @@ Nothing here touches the process's environment: a notebook's second run is a run
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import queue
@@ -98,8 +99,18 @@ class Tracker:
             self.metrics_path.write_text("".join(r + "\n" for r in kept), encoding="utf-8")
         self._file = open(self.metrics_path, "a", encoding="utf-8")
 
-    def log_figure(self, name: str, path: Path) -> None:
-        self._send("image", name=name, path=str(path))
+    def log_figure(self, name: str, path: Path, step: int | None = None, *,
+                   axis: str = "epoch") -> None:
+        """An image file as W&B media; with `step`, placed at that step of `axis` (a figure
+        drawn every few epochs becomes a slider on the run's epoch axis).
+
+        The PNG's bytes travel with the call: a figure redrawn under the same name (a GAN's
+        progress grid) must reach W&B as it was at this step, not as the file is by the time
+        the sidecar gets to it."""
+        if self._sidecar is None:
+            return
+        data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+        self._send("image", name=name, png=data, step=step, axis=axis)
 
     def log_video(self, name: str, path: Path, fps: int = 25) -> None:
         """An animation already written to the run directory (a GIF, an MP4), as W&B media."""

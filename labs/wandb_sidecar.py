@@ -87,17 +87,32 @@ class Sink:
     def _log(self, cmd: dict[str, Any]) -> None:
         row, axis = cmd["row"], cmd.get("axis")
         if axis is not None:
-            if axis not in self._axes:
-                self.run.define_metric(axis)
-                self._axes.add(axis)
-            for key in row:
-                if key not in self._keys and key not in self._axes:
-                    self.run.define_metric(key, step_metric=axis)
-                    self._keys.add(key)
+            self._declare(row, axis)
         self.run.log(row)  # no `step=`: W&B's own step only counts calls, so no row is dropped
 
+    def _declare(self, row: dict[str, Any], axis: str) -> None:
+        """Declare `axis` a step metric and the x-axis of every new key in `row`."""
+        if axis not in self._axes:
+            self.run.define_metric(axis)
+            self._axes.add(axis)
+        for key in row:
+            if key not in self._keys and key not in self._axes:
+                self.run.define_metric(key, step_metric=axis)
+                self._keys.add(key)
+
     def _image(self, cmd: dict[str, Any]) -> None:
-        self.run.log({cmd["name"]: self.wandb.Image(cmd["path"])})
+        import base64
+        import io
+
+        from PIL import Image
+
+        image = Image.open(io.BytesIO(base64.b64decode(cmd["png"])))
+        row = {cmd["name"]: self.wandb.Image(image)}
+        step, axis = cmd.get("step"), cmd.get("axis") or "epoch"
+        if step is not None:
+            row = {axis: step, **row}
+            self._declare(row, axis)
+        self.run.log(row)
 
     def _video(self, cmd: dict[str, Any]) -> None:
         path = cmd["path"]

@@ -138,6 +138,9 @@ CASES = [
      "--samples must be >= 1, got -3"),
     ("explain-samples-text", ["explain", "{run}", "--samples", "abc"], "invalid int value: 'abc'"),
     ("explain-unknown-run", ["explain", "nothing-here"], "no run 'nothing-here'"),
+    ("sample-unknown-run", ["sample", "nothing-here"], "no run 'nothing-here'"),
+    ("sample-not-generative", ["sample", "{run}"], "lab 'xor-mlp' does not generate samples"),
+    ("sample-n-0", ["sample", "{run}", "--n", "0"], "--n must be in [1, 10000], got 0"),
     ("info-unknown-lab", ["info", "xor"], "Did you mean"),
     # a lab's own data file
     ("churn-no-file", R("churn-classifier", "--set", "data_file=nope.csv"),
