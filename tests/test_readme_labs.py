@@ -30,8 +30,8 @@ def _table() -> dict[str, str]:
 def test_every_builtin_lab_is_listed_under_its_lesson():
     where = _table()
     builtin = {s.name: s for s in discover().select() if s.builtin}
-    assert set(where) == set(builtin), (
-        f"missing: {sorted(set(builtin) - set(where))}, unknown: {sorted(set(where) - set(builtin))}")
+    missing, unknown = set(builtin) - set(where), set(where) - set(builtin)
+    assert not missing and not unknown, f"missing: {sorted(missing)}, unknown: {sorted(unknown)}"
     for name, spec in builtin.items():
         assert where[name] == LESSONS[spec.load().lesson], name
 
