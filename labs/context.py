@@ -157,7 +157,8 @@ class Run:
                           scheduler=scheduler, scheduler_interval=scheduler_interval,
                           grad_clip=getattr(cfg, "grad_clip", 0.0),
                           amp=getattr(cfg, "amp", False), metrics=metrics, callbacks=cbs,
-                          step=step, eval_step=eval_step)
+                          step=step, eval_step=eval_step,
+                          channels_last=getattr(cfg, "channels_last", False))
         if self.resuming:
             last = ckdir / "last.pt"
             if last.is_file():

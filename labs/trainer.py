@@ -275,12 +275,17 @@ class Trainer:
                  scheduler_interval: str = "epoch", grad_clip: float = 0.0, amp: bool = False,
                  metrics: Sequence[str] = ("acc",), callbacks: Iterable[Callback] = (),
                  step: StepFn = supervised_step, eval_step: StepFn = supervised_eval_step,
-                 eval_batch_size: int = 4096):
+                 eval_batch_size: int = 4096, channels_last: bool = False):
         if scheduler_interval not in ("epoch", "step"):
             raise ValueError(f"scheduler_interval must be 'epoch' or 'step', not "
                              f"{scheduler_interval!r}")
         self.device = torch.device(device)
+        # channels-last: NHWC memory for 4-D image batches and conv weights, what cuDNN's
+        # tensor-core convolutions want under mixed precision (a no-op for other models)
+        self.memory_format = torch.channels_last if channels_last else None
         self.model = model.to(self.device)
+        if channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
         self.optimizer = optimizer
         self.loss_fn = loss_fn
         self.epochs = epochs
@@ -399,7 +404,7 @@ class Trainer:
         step0 = self.global_step
         self._norms, self._norm_count = None, 0
         for i, batch in enumerate(train):
-            batch = to_device(batch, self.device, non_blocking=True)
+            batch = self._to_device(batch)
             for cb in starts:
                 cb.on_batch_start(self, i, batch)
             out = self.step(self, batch)
@@ -439,11 +444,11 @@ class Trainer:
         self.model.eval()
         if not isinstance(x, torch.Tensor):
             with self.autocast():
-                return first(self.model(to_device(x, self.device))).float()
+                return first(self.model(self._to_device(x))).float()
         outs = []
         for i in range(0, len(x), self.eval_batch_size):
             with self.autocast():
-                out = self.model(x[i:i + self.eval_batch_size].to(self.device))
+                out = self.model(self._to_device(x[i:i + self.eval_batch_size]))
             outs.append(first(out).float())
         return torch.cat(outs) if outs else torch.empty(0)
 
@@ -454,7 +459,7 @@ class Trainer:
         self.model.eval()
         means = _Means("acc" in self.metrics)
         for batch in self._eval_batches(split):
-            batch = to_device(batch, self.device, non_blocking=True)
+            batch = self._to_device(batch)
             means.add(self.eval_step(self, batch), batch, batch_size(batch))
         return means.result()
 
@@ -466,6 +471,12 @@ class Trainer:
         for i in range(0, len(split.x), bs):
             x = split.x[i:i + bs]
             yield x if split.y is None else (x, split.y[i:i + bs])
+
+    def _to_device(self, batch: Batch) -> Batch:
+        batch = to_device(batch, self.device, non_blocking=True)
+        if self.memory_format is not None:
+            batch = _channels_last(batch)
+        return batch
 
     def _overriding(self, hook: str) -> list[Callback]:
         """The callbacks that override `hook`: per-batch hooks cost nothing when unused."""
@@ -510,6 +521,21 @@ class Trainer:
             if cb.state_key in saved:
                 cb.load_state_dict(saved[cb.state_key])
         set_rng_state(state.get("rng"))
+
+
+def _channels_last(batch: Any) -> Any:
+    """Every 4-D floating tensor of a batch in channels-last memory (labels stay as they are)."""
+    if isinstance(batch, torch.Tensor):
+        if batch.ndim == 4 and batch.is_floating_point():
+            return batch.contiguous(memory_format=torch.channels_last)
+        return batch
+    if isinstance(batch, dict):
+        return type(batch)((k, _channels_last(v)) for k, v in batch.items())
+    if isinstance(batch, tuple) and hasattr(batch, "_fields"):
+        return type(batch)(*(_channels_last(v) for v in batch))
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_channels_last(v) for v in batch)
+    return batch
 
 
 def _concat_logits(preds: list[torch.Tensor]) -> list[torch.Tensor]:

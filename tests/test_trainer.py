@@ -311,3 +311,31 @@ def test_two_callbacks_with_one_state_key_are_refused():
     t = Trainer(model, None, epochs=1, callbacks=[EarlyStopping(2), EarlyStopping(3)])
     with pytest.raises(ValueError, match="state_key"):
         t.fit([])
+
+
+def test_channels_last_reaches_the_weights_and_every_image_batch():
+    torch.manual_seed(0)
+    x = torch.randn(48, 3, 8, 8)
+    data = Split(x, (x.mean((1, 2, 3)) > 0).long())
+
+    def net():
+        torch.manual_seed(1)
+        return nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(144, 2))
+
+    seen = []
+    runs = {}
+    for cl in (False, True):
+        model = net()
+        model[0].register_forward_pre_hook(lambda m, a: seen.append(
+            (cl, a[0].is_contiguous(memory_format=torch.channels_last))))
+        t = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), nn.CrossEntropyLoss(),
+                    epochs=2, channels_last=cl)
+        t.fit(TensorLoader(data, 16, shuffle=False), val=data)
+        t.predict(x)
+        runs[cl] = (t, model)
+    weight = runs[True][1][0].weight
+    assert weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
+    assert all(flag for cl, flag in seen if cl) and len([1 for cl, _ in seen if cl]) >= 6
+    assert not all(flag for cl, flag in seen if not cl)  # the default leaves batches alone
+    a, b = (runs[c][0].history.last for c in (False, True))
+    assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)  # same numbers
