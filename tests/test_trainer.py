@@ -326,7 +326,7 @@ def test_channels_last_reaches_the_weights_and_every_image_batch():
     runs = {}
     for cl in (False, True):
         model = net()
-        model[0].register_forward_pre_hook(lambda m, a: seen.append(
+        model[0].register_forward_pre_hook(lambda m, a, cl=cl: seen.append(
             (cl, a[0].is_contiguous(memory_format=torch.channels_last))))
         t = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), nn.CrossEntropyLoss(),
                     epochs=2, channels_last=cl)
