@@ -177,6 +177,7 @@ def check(algo: str, cfg: Any) -> None:
     env_id = cfg.env_id
     if is_atari(env_id):
         require("ale_py", "atari", env_id)
+        require("cv2", "atari", env_id)  # SB3's AtariWrapper resizes frames with OpenCV
         import ale_py
 
         gym.register_envs(ale_py)
@@ -437,7 +438,9 @@ def callbacks(run: Any, spec: Spec, cfg: Any, ckpt: Checkpoints, eval_env: Any,
         ckpt.save("latest", model, state, norm=get_norm(model.get_env()),
                   buffer=spec.off_policy)
 
-    cbs = CallbackList([Episodes(), Progress(), Evaluate(), Latest()])
+    # SB3 callbacks among the run's callbacks (`labs.run(..., callbacks=[...])`) join in
+    own = [c for c in getattr(run, "callbacks", ()) if isinstance(c, BaseCallback)]
+    cbs = CallbackList([Episodes(), Progress(), Evaluate(), Latest(), *own])
     cbs.evaluate_now, cbs.save_latest = evaluate_now, save_latest
     return cbs
 
