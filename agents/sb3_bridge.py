@@ -205,8 +205,9 @@ def check(algo: str, cfg: Any) -> None:
     if unknown:
         close = difflib.get_close_matches(unknown[0], sorted(allowed), n=1)
         hint = f" Did you mean '{close[0]}'?" if close else ""
+        valid = ", ".join(sorted(allowed | set(ZOO_KEYS)))
         raise ConfigError(f"unknown hyperparameter '{unknown[0]}' for {ALGOS[algo]} "
-                          f"(hyperparams).{hint} Valid: {', '.join(sorted(allowed | set(ZOO_KEYS)))}")
+                          f"(hyperparams).{hint} Valid: {valid}")
     resolve(algo, cfg)  # bad lin_ schedules, policy_kwargs
 
 
@@ -491,6 +492,7 @@ def train(run: Any, spec: Spec, cfg: Any) -> Trained:
     t0 = time.perf_counter()
     try:
         model.learn(max(0, spec.n_timesteps - model.num_timesteps), callback=cbs,
+                    log_interval=log_interval(model, spec, cfg.log_every),
                     reset_num_timesteps=resumed_from == 0, progress_bar=False)
     except KeyboardInterrupt:
         cbs.save_latest(model)  # Ctrl-C: resume from here
@@ -501,6 +503,14 @@ def train(run: Any, spec: Spec, cfg: Any) -> Trained:
     cbs.save_latest(model)
     eval_env.close()
     return Trained(model, get_norm(venv), state, seconds, resumed_from)
+
+
+def log_interval(model: Any, spec: Spec, every: int) -> int:
+    """SB3 dumps its logger every `log_interval` rollouts (on-policy; A2C's default, 100, is
+    8,000 steps apart on 16 envs) or episodes (off-policy): about every `every` env steps."""
+    if spec.off_policy:
+        return 1
+    return max(1, round(every / (model.n_steps * model.n_envs)))
 
 
 def evaluate(model: Any, spec: Spec, norm: dict[str, np.ndarray] | None, episodes: int,

@@ -10,9 +10,8 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from labs import Lab, LabConfig, option
-
 from agents import sb3_bridge as bridge
+from labs import Lab, LabConfig, option
 
 # what each observation feature and each action means (LIME's labels); other envs: obs[i]
 FEATURES = {
@@ -50,6 +49,8 @@ class Config(LabConfig):
     eval_episodes: int = option(5, "episodes per periodic evaluation", min=1)
     final_eval_episodes: int = option(20, "episodes of the final evaluation and of `lab eval`",
                                       min=1)
+    log_every: int = option(1_000, "environment steps between SB3's logged losses "
+                                   "(off-policy agents: every episode)", min=1)
     checkpoint_every: int = option(50_000, "environment steps between latest checkpoints",
                                    min=1)
     keep: Literal["best", "last"] = option("best", "the agent kept, evaluated and explained: "

@@ -22,7 +22,7 @@ SB3_LABS = {"cartpole-ppo": "agents.sb3_labs:CartPolePPO",
             "pong-ppo": "agents.sb3_labs:PongPPO",
             "halfcheetah-sac": "agents.sb3_labs:HalfCheetahSAC"}
 TINY = dict(n_timesteps=512, eval_every=256, eval_episodes=2, final_eval_episodes=3,
-            checkpoint_every=256, explain_rollout_steps=50, explain_samples=1,
+            checkpoint_every=256, log_every=100, explain_rollout_steps=50, explain_samples=1,
             explain_num_samples=100, track=False)
 
 
@@ -131,8 +131,9 @@ def test_smoke_tracks_checkpoints_and_explains(lab, off_policy, mode, no_sb3_tmp
     assert [r["env_step"] for r in evals][:2] == [256, 512]
     assert max(r["eval/mean_return"] for r in evals) == m["best_eval_return"]
     assert any(k.startswith("train/") for r in rows for k in r)  # SB3's own losses
-    if lab != "mountaincar-dqn":  # MountainCar's first episodes last 200 steps: few in 512
-        assert sum("episode_return" in r for r in rows) == m["episodes"] > 0
+    assert sum("episode_return" in r for r in rows) == m["episodes"]
+    if lab in ("cartpole-ppo", "pendulum-sac"):  # short episodes; an untrained Acrobot's last
+        assert m["episodes"] > 0                  # 500 steps, a MountainCar's 200 (16 envs)
     from agents.sb3_labs import ACTIONS, FEATURES
 
     env_id = res.config.env_id
@@ -208,7 +209,8 @@ def test_resume_carries_the_step_counter_and_the_replay_buffer_on(lab, no_sb3_tm
 
         agent = DQN.load(ck / "latest.zip", device="cpu")
         agent.load_replay_buffer(ck / "latest_replay_buffer.pkl")
-        assert agent.replay_buffer.size() == res.metrics["env_steps"]
+        # all but the one transition the kill cut off (between the step and its storing)
+        assert agent.replay_buffer.size() == res.metrics["env_steps"] - 1
 
 
 # -- the extras ------------------------------------------------------------------------------
