@@ -167,7 +167,8 @@ def returns_figure(metrics_file: Path, title: str):
         x, m, s = np.array(ev).T
         ax.errorbar(x, m, s, color="C0", marker="o", capsize=3, label="evaluation (mean ± std)")
     ax.set(xlabel="environment steps", ylabel="return", title=title)
-    ax.legend(loc="best")
+    if ep or ev:
+        ax.legend(loc="best")
     return fig
 
 

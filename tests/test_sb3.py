@@ -147,10 +147,10 @@ def test_smoke_tracks_checkpoints_and_explains(lab, off_policy, mode, no_sb3_tmp
     assert (res.dir / "figures" / "returns.png").is_file()
 
 
-def test_lab_eval_replays_the_saved_agent(cli, runs_dir, no_sb3_tmp):
+def test_lab_eval_and_explain_reload_the_saved_agent(cli, runs_dir, no_sb3_tmp):
     code, _, err = cli("run", "cartpole-ppo", "--no-track", "--no-explain",
                        "--set", "n_timesteps=512", "--set", "eval_every=256",
-                       "--set", "final_eval_episodes=4")
+                       "--set", "final_eval_episodes=4", "--set", "explain_num_samples=100")
     assert code == 0, err
     (path,) = (runs_dir / "cartpole-ppo").iterdir()
     code, out, err = cli("eval", path.name)
@@ -160,6 +160,10 @@ def test_lab_eval_replays_the_saved_agent(cli, runs_dir, no_sb3_tmp):
     for key in ("eval_return", "eval_return_std", "eval_length"):
         assert result[key] == saved[key], key  # the same agent on the same seeded episodes
     assert "eval_return" in out
+    code, _, err = cli("explain", path.name, "--samples", "2")  # rollouts of the saved agent
+    assert code == 0, err
+    (more,) = (path / "explanations").glob("more-*")
+    assert len(list(more.glob("sample_*.png"))) == 2
 
 
 def test_record_video_writes_the_episode_as_a_gif(no_sb3_tmp):
