@@ -248,5 +248,6 @@ def test_cartpole_ppo_solves_within_100k_steps_with_its_defaults():
 
 @pytest.mark.slow
 def test_acrobot_a2c_swings_up():
-    m = run("acrobot-a2c", track=False, explain=False, n_timesteps=200_000).metrics
-    assert m["eval_return"] > -150  # random: -500 (never reaches the line)
+    # 100k of the zoo's 500k steps: evaluations reach about -75 from 50k steps on (seed 0)
+    m = run("acrobot-a2c", track=False, explain=False, n_timesteps=100_000).metrics
+    assert m["eval_return"] > -120  # 20 fresh episodes; random: -500 (never swings up)
