@@ -480,9 +480,16 @@ def train(run: Any, spec: Spec, cfg: Any) -> Trained:
         if spec.off_policy and (ckpt.dir / "latest_replay_buffer.pkl").is_file():
             model.load_replay_buffer(ckpt.dir / "latest_replay_buffer.pkl")
         resumed_from = int(model.num_timesteps)
+        if ckpt.has("best"):  # a best written after the latest checkpoint still stands
+            best = ckpt.state("best")
+            if best.get("best_eval_return", -np.inf) > state.get("best_eval_return", -np.inf):
+                state.update(best_eval_return=best["best_eval_return"],
+                             best_step=best.get("best_step", best["num_timesteps"]))
         # rows logged after that checkpoint are logged again as those steps rerun
         run.tracker.forget_after(resumed_from, "env_step")
     else:
+        if run.resuming:  # killed before its first checkpoint: start over, rows and all
+            run.tracker.forget_after(0, "env_step")
         venv = make_env(spec, spec.n_envs, cfg.seed)
         model = spec.algo_class(spec.policy, venv, seed=cfg.seed, device=dev, verbose=0,
                                 **spec.kwargs)

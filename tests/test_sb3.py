@@ -242,8 +242,10 @@ def test_a_missing_extra_is_one_line_saying_what_to_install(cli, runs_dir, lab, 
 @pytest.mark.slow
 def test_cartpole_ppo_solves_within_100k_steps_with_its_defaults():
     m = run("cartpole-ppo", track=False, explain=False).metrics
-    assert m["env_steps"] <= 100_000
-    assert m["best_eval_return"] >= 475 and m["eval_return"] >= 475  # 20 fresh episodes
+    # 100k steps are 390.6 rollouts of 8 x 32: training ends at 100,096; the best agent came
+    # from an evaluation at a multiple of 10k (measured, seed 0: 500 from 20k steps on)
+    assert m["best_step"] <= 100_000 and m["best_eval_return"] >= 475
+    assert m["eval_return"] >= 475  # the kept agent over 20 fresh episodes
 
 
 @pytest.mark.slow
