@@ -9,6 +9,7 @@ working directory.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -176,6 +177,25 @@ CASES = [
      "picks one of n discrete actions"),
     ("dqn-batch-over-buffer", R("cartpole-dqn", "--set", "buffer_size=10"),
      "batch_size=64 is larger than buffer_size=10"),
+    # SB3 labs: environment, algorithm and hyperparameters, checked before any run directory
+    ("sb3-unknown-env", R("cartpole-ppo", "--set", "env_id=CartPol-v1"),
+     "unknown environment id 'CartPol-v1' (env_id). Did you mean 'CartPole-v1'"),
+    ("sb3-dqn-on-pendulum", R("mountaincar-dqn", "--set", "env_id=Pendulum-v1"),
+     "DQN needs a Discrete action space; Pendulum-v1 has Box(-2.0, 2.0, (1,), float32)"),
+    ("sb3-sac-on-cartpole", R("pendulum-sac", "--set", "env_id=CartPole-v1"),
+     "SAC needs a Box action space; CartPole-v1 has Discrete(2)"),
+    ("sb3-unknown-hyperparameter", R("cartpole-ppo", "--set", "hyperparams={n_step: 64}"),
+     "unknown hyperparameter 'n_step' for PPO (hyperparams). Did you mean 'n_steps'?"),
+    ("sb3-bad-schedule", R("cartpole-ppo", "--set", "learning_rate=lin_fast"),
+     "bad value for 'learning_rate': 'lin_fast'; write a number or lin_<number>"),
+    ("sb3-bad-activation", R("cartpole-ppo", "--set", "policy_kwargs={activation_fn: swish}"),
+     "activation_fn 'swish'; choose one of relu"),
+    *[(f"sb3-missing-{extra}", R(lab), f'needs the \'{extra}\' extra ({module} is not '
+                                       f'installed): pip install -e ".[{extra}]"')
+      for lab, module, extra in (("lunarlander-ppo", "Box2D", "box2d"),
+                                 ("pong-ppo", "ale_py", "atari"),
+                                 ("halfcheetah-sac", "mujoco", "mujoco"))
+      if importlib.util.find_spec(module) is None],
 ]
 
 
@@ -227,6 +247,7 @@ def test_case_ids_are_unique():
     ("xor-mlp", {"epochs": 0}, "epochs must be >= 1"),
     ("xor-mlp", {"hiden": 3}, "Did you mean 'hidden'?"),
     ("xor-mlp", {"epochs": "many"}, "is not int"),
+    ("mountaincar-dqn", {"env_id": "Pendulum-v1"}, "DQN needs a Discrete action space"),
 ])
 def test_python_api_refuses_the_same_values(shared_runs, name, overrides, fragment):
     with pytest.raises(ConfigError) as e:
