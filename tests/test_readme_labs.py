@@ -20,10 +20,10 @@ def _table() -> dict[str, str]:
     for line in section.splitlines():
         if line.startswith("#### "):
             heading = line[5:].strip()
-        m = re.match(r"\| `([a-z0-9-]+)` \|", line)
-        if m:
-            assert m.group(1) not in where, f"{m.group(1)} is listed twice"
-            where[m.group(1)] = heading
+        m = re.match(r"\| ((?:`[a-z0-9-]+`(?:, )?)+) \|", line)
+        for name in re.findall(r"`([a-z0-9-]+)`", m.group(1)) if m else ():
+            assert name not in where, f"{name} is listed twice"
+            where[name] = heading
     return where
 
 
