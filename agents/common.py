@@ -298,7 +298,7 @@ class AgentLoop:
     # -- last.pt and --resume --------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        from labs.trainer import rng_state
+        from labs import rng_state
 
         return {"agent": self.agent.state_dict(), "env_steps": self.env_steps,
                 "episodes": self.episodes, "best": self.best, "best_step": self.best_step,
@@ -316,7 +316,7 @@ class AgentLoop:
         """Continue from last.pt: the agent (networks, optimizers, replay buffer), the step
         and episode counters, the best weights so far and the random generators. Rows logged
         after that checkpoint are dropped (they are logged again)."""
-        from labs.trainer import set_rng_state
+        from labs import set_rng_state
 
         last = self.ckdir / "last.pt"
         if last.is_file():

@@ -129,10 +129,10 @@ class SB3Lab(Lab):
         """`lab eval` / `lab explain`: the saved agent, never retrained."""
         ckpt = bridge.Checkpoints(Path(path) / "checkpoints")
         spec = self.spec(cfg)
-        from labs import device as device_mod
+        from labs import choose_device
 
         self.agent = ckpt.load("model", spec, device=bridge.device(
-            device_mod.choose(cfg.device), spec, cfg.device))
+            choose_device(cfg.device), spec, cfg.device))
         self.norm = ckpt.norm("model")
         return {"": self.agent}
 

@@ -47,6 +47,10 @@ _EXPORTS = {
     "History": "labs.trainer",
     "augmented_step": "labs.trainer",
     "Tracker": "labs.tracker",
+    # loops of a lab's own (an RL agent's): the same device rule and resumable RNG state
+    "choose_device": "labs.device:choose",
+    "rng_state": "labs.trainer",
+    "set_rng_state": "labs.trainer",
     # data
     "Dataset": "labs.data",
     "Split": "labs.data",

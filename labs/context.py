@@ -68,7 +68,10 @@ class Run:
         _close(fig)  # out of pyplot's registry (if it was there): rendering needs no GUI
         save_png(fig, path)
         self.figures[name] = path
-        self.tracker.log_figure(f"figures/{name}", path, step, axis=axis)
+        if step is None:  # the two-argument call every tracker (a test's fake too) knows
+            self.tracker.log_figure(f"figures/{name}", path)
+        else:
+            self.tracker.log_figure(f"figures/{name}", path, step, axis=axis)
         return path
 
     def video(self, name: str, path: Path, fps: int = 25) -> Path:
