@@ -147,6 +147,20 @@ def rl_table(d: dict) -> str:
                      "best eval per seed", "env steps/s (median)"], rows))
 
 
+def sb3_bridge_table(d: dict) -> str:
+    """bench_sb3_bridge.py: the bridge's cost over a bare `model.learn`, wall and CPU time."""
+    st = d["setting"]
+    rows = [[v["label"], _mr(v["seconds"], "{:.2f}"), _mr(v["ratio_to_bare"], "{:.2f}"),
+             _mr(v["cpu_seconds"], "{:.2f}"), _mr(v["cpu_ratio_to_bare"], "{:.2f}"),
+             f"{v['steps_per_second']:,}"] for v in d["variants"].values()]
+    return (f"{st['agent']}, {st['steps']:,} steps, {st['rounds']} rounds, "
+            f"{st['torch_threads']} torch thread(s), {st['process']}; {st['timed']} is timed; "
+            f"median (range), ratios to the bare run of the same round (target <= "
+            f"{st['target_bridge_over_bare']:.2f}):\n\n"
+            + table(["variant", "wall s", "wall / bare", "CPU s", "CPU / bare", "steps/s"],
+                    rows))
+
+
 SECTIONS = [  # (json name, title, how to run, table function)
     ("trainer", "Training loop: the shared trainer vs a hand-written loop",
      "python benchmarks/bench_trainer.py", trainer_table),
@@ -162,6 +176,8 @@ SECTIONS = [  # (json name, title, how to run, table function)
      "python benchmarks/bench_cnn_epoch.py", cnn_epoch_table),
     ("rl", "CartPole-v1: our agents vs Stable-Baselines3", "python benchmarks/bench_rl.py",
      rl_table),
+    ("sb3_bridge", "The SB3 bridge against a bare `model.learn`",
+     "python benchmarks/bench_sb3_bridge.py", sb3_bridge_table),
 ]
 
 

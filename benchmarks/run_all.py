@@ -25,6 +25,7 @@ SCRIPTS = {  # name: (script, full args, quick args)
     "explain": ("bench_explain.py", [], ["--repeats", "5"]),
     "cnn_epoch": ("bench_cnn_epoch.py", [], ["--rounds", "1", "--epochs", "2"]),
     "rl": ("bench_rl.py", [], ["--seeds", "0"]),
+    "sb3_bridge": ("bench_sb3_bridge.py", [], ["--rounds", "1"]),
 }
 
 
