@@ -81,6 +81,23 @@ class Run:
         self.tracker.log_video(f"figures/{name}", Path(path), fps)
         return Path(path)
 
+    def record(self, values: dict[str, Any]) -> None:
+        """Keep facts the lab decided while running (the layers it froze, each parameter
+        group's learning rate) with the run's config: under `recorded:` in config.yaml and in
+        the W&B run's config. Several calls merge; the config proper is never changed.
+
+        >>> run.record({"fine-tune": {"frozen_layers": ["block1"], "lr": {"head": 1e-3}}})
+        """
+        from labs import rundir
+
+        values = {k: rundir.jsonable(v) for k, v in values.items()}
+        path = self.dir / "config.yaml"
+        if path.is_file():
+            meta = rundir.read_yaml(path)
+            meta.setdefault("recorded", {}).update(values)
+            rundir.write_yaml(path, meta)
+        self.tracker.config(values)
+
     def table(self, name: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         self.tracker.log_table(name, columns, rows)
 

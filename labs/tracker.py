@@ -123,6 +123,10 @@ class Tracker:
         path.write_text(json.dumps({"columns": columns, "rows": rows}, indent=1))
         self._send("table", name=name, columns=columns, rows=rows)
 
+    def config(self, values: dict[str, Any]) -> None:
+        """Add `values` to the W&B run's config (what a lab decided while it ran)."""
+        self._send("config", values={k: jsonable(v) for k, v in values.items()})
+
     def log_file(self, path: Path) -> None:
         self._send("file", path=str(path), base=str(self.dir))
 

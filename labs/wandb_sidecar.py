@@ -72,15 +72,14 @@ class Sink:
     # -- commands ----------------------------------------------------------------------------
 
     def apply(self, cmd: dict[str, Any]) -> None:
-        """Run one command (`op`: log, image, video, table, file, summary, finish)."""
+        """Run one command (`op`: log, image, video, table, config, file, summary, finish)."""
         if self.run is None:
             return
         op = cmd.get("op", "")
         try:
             getattr(self, f"_{op}")(cmd)
         except Exception as e:  # W&B must never take a run down with it
-            what = {"image": "image", "video": "video", "table": "table", "file": "save",
-                    "summary": "summary", "finish": "finish"}.get(op, op)
+            what = {"file": "save"}.get(op, op)
             self.warn(f"W&B {what} failed, tracking to the run directory only: {_reason(e)}")
             self.run = None
 
@@ -124,6 +123,9 @@ class Sink:
 
     def _file(self, cmd: dict[str, Any]) -> None:
         self.run.save(cmd["path"], cmd["base"], "now")
+
+    def _config(self, cmd: dict[str, Any]) -> None:
+        self.run.config.update(cmd["values"], allow_val_change=True)
 
     def _summary(self, cmd: dict[str, Any]) -> None:
         self.run.summary.update(cmd["values"])

@@ -238,6 +238,9 @@ class TransferCNN(Lab):
                     keep = nets
         record = self.record(cfg, keep)
         (run.dir / "strategies.json").write_text(json.dumps({**record, **source}, indent=2))
+        run.record({"strategies": {s: {"frozen_layers": r["frozen_layers"],
+                                       "lr_groups": r["lr_groups"]}
+                                   for s, r in record["strategies"].items()}})
         run.table("strategies", ["strategy", "frozen_layers", "trainable", "frozen",
                                  "lr_groups"],
                   [[s, ", ".join(r["frozen_layers"]) or "-", r["trainable"], r["frozen"],

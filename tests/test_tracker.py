@@ -296,3 +296,26 @@ def test_an_animation_reaches_wandb_as_video_media(tmp_path):
     rows = [h for h in read_run(tmp_path)["history"] if "figures/episode/_type" in h]
     assert rows and rows[0]["figures/episode/_type"] == "video-file"
     assert rows[0]["figures/episode/path"].endswith(".gif")
+
+
+def test_what_a_lab_decides_while_running_joins_its_config(monkeypatch):
+    """`run.record`: config.yaml's `recorded:` and the W&B run's config (frozen layers, each
+    parameter group's learning rate); the config proper stays as it was."""
+    from supervised.xor import XorMLP
+
+    def decides(self, cfg, run):
+        run.record({"frozen_layers": ["body.0"], "lr_groups": {"head": 0.01}})
+        run.record({"warmup": 2})
+        return {}
+
+    monkeypatch.setattr(XorMLP, "run", decides)
+    res = run("xor-mlp", explain=False)
+    import yaml
+
+    saved = yaml.safe_load((res.dir / "config.yaml").read_text())
+    assert saved["recorded"] == {"frozen_layers": ["body.0"], "lr_groups": {"head": 0.01},
+                                 "warmup": 2}
+    assert "frozen_layers" not in saved["config"]
+    got = read_run(res.dir)["config"]
+    assert got["frozen_layers"] == ["body.0"] and got["lr_groups"] == {"head": 0.01}
+    assert got["warmup"] == 2 and got["lab"] == "xor-mlp"

@@ -32,6 +32,11 @@ def test_smoke_pretrains_transfers_and_records_the_strategies(tmp_path):
     assert record["features"]["frozen_layers"][0] == "body.block1.0"
     assert not any(f.startswith("body.block3") for f in record["finetune"]["frozen_layers"])
     assert record["finetune"]["unfrozen_blocks"] == ["block3"]
+    import yaml  # the same facts with the run's config (and W&B's)
+
+    kept = yaml.safe_load((res.dir / "config.yaml").read_text())["recorded"]["strategies"]
+    assert kept["features"]["frozen_layers"] == record["features"]["frozen_layers"]
+    assert kept["finetune"]["lr_groups"] == record["finetune"]["lr_groups"]
     assert set(res.models) == {"scratch", "features", "finetune"}
     assert (res.dir / "checkpoints" / "backbone.pt").is_file()
     # the head-only warm-up and the fine-tuning phase are two named fits; lr per group logged
