@@ -232,7 +232,22 @@ def summary() -> str:
             f"({c['lab run digits-mlp --no-track']:.1f} s with `--no-track`); xor-mlp "
             f"{c['lab run xor-mlp']:.1f} s; perceptron-gates {c['lab run perceptron-gates']:.1f}"
             f" s (floor: `import torch` alone "
-            f"{labs['imports']['torch']['median']:.1f} s).")
+            f"{labs['imports']['torch']['median']:.1f} s"
+            + (f", torch plus its first optimizer step {floor:.1f} s" if (floor := labs.get(
+                "checks", {}).get("floor of a training lab (python + torch + first optimizer "
+                                  "step), s")) else "") + ").")
+    cnn = load("cnn_epoch")
+    if cnn:
+        r = cnn["variants"]["fit"]["ratio_to_hand"]["median"]
+        lines.append(f"- digits-cnn epoch through `run.fit`: {r:.2f}x the hand-written loop "
+                     f"doing the same work (`bench_cnn_epoch.py`).")
+    sb3 = load("sb3_bridge")
+    if sb3:
+        v = sb3["variants"]
+        lines.append(f"- SB3 bridge (PPO on CartPole, `model.learn` timed): "
+                     f"{v['bridge']['ratio_to_bare']['median']:.2f}x a bare `model.learn`, "
+                     f"{v['bridge-wandb']['ratio_to_bare']['median']:.2f}x with W&B offline "
+                     f"(`bench_sb3_bridge.py`).")
     if fg:
         lines.append(f"- Figures (`bench_figures.py`): saving the 7 reference figures "
                      f"{fg['total_save_ms']['before']:.0f} ms before, "
