@@ -66,7 +66,10 @@ class Checkpoint(Callback):
     `last.pt` is written at most once per interval (`every`: "30s" by default, or "5 epochs",
     "500 steps"; checked between epochs), always at the end of the fit and on interrupt. The
     best weights are kept in memory (a CPU copy) and written to `best.pt` with `last.pt`, not
-    on every improvement. Both files are written atomically.
+    on every improvement. Both files are written atomically. The end of the fit's write goes
+    to a background writer thread, from a copy, while the lab evaluates and plots (or trains
+    on); `lab run` / `labs.run` wait for it before the run counts as completed, and code that
+    drives a `Trainer` itself and reads the files calls `checkpoint.wait_pending()` first.
 
     On interrupt mid-epoch, `last.pt` holds the state as of the last completed epoch (an
     in-memory snapshot taken between epochs), so a resumed run continues bit-identically; a
@@ -142,19 +145,23 @@ class Checkpoint(Callback):
         return buf
 
     def on_fit_end(self, trainer: Trainer) -> None:
-        self._flush(trainer, trainer.state_dict())
+        # written in the background from a copy: the lab evaluates, plots and explains (or
+        # trains the same model further) meanwhile; the runner waits before "completed"
+        self._flush(trainer, trainer.state_dict(), background=True)
 
     def on_interrupt(self, trainer: Trainer) -> None:
         # mid-epoch the live state is part of an epoch on: write the latest between-epoch one
+        checkpoint.wait_pending()  # an earlier queued write must not land after this one
         self._flush(trainer, self._snapshot if trainer.in_epoch else trainer.state_dict())
 
-    def _flush(self, trainer: Trainer, state: dict[str, Any] | None) -> None:
+    def _flush(self, trainer: Trainer, state: dict[str, Any] | None,
+               background: bool = False) -> None:
         newer = state is not None and (self._saved_at is None or
                                        state["global_step"] > self._saved_at[1])
         if newer:
-            self._write(trainer, state)
+            self._write(trainer, state, background)
         elif self._best_weights is not None:
-            self._write_best()
+            self._write_best(background)
 
     def _due(self, trainer: Trainer) -> bool:
         t, epoch, step = self._since
@@ -164,16 +171,25 @@ class Checkpoint(Callback):
             return trainer.global_step - step >= self.every
         return time.monotonic() - t >= self.every
 
-    def _write(self, trainer: Trainer, state: dict[str, Any]) -> None:
-        checkpoint.save(state, self.dir / "last.pt")
+    def _write(self, trainer: Trainer, state: dict[str, Any], background: bool = False) -> None:
+        if background:
+            history = state.pop("history")
+            state = {**cpu_copy(state), "history": [dict(e) for e in history]}
+            checkpoint.save_in_background(state, self.dir / "last.pt")
+        else:
+            checkpoint.save(state, self.dir / "last.pt")
         self._saved_at = (state["epoch"], state["global_step"])
         self._since = (time.monotonic(), state["epoch"], state["global_step"])
         if self._best_weights is not None:
-            self._write_best()
+            self._write_best(background)
 
-    def _write_best(self) -> None:
-        checkpoint.save({"model": self._best_weights, "epoch": self.best_epoch,
-                         self.monitor: self.best}, self.dir / "best.pt")
+    def _write_best(self, background: bool = False) -> None:
+        state = {"model": self._best_weights, "epoch": self.best_epoch, self.monitor: self.best}
+        if background:  # the buffer goes with the write; a later improvement gets a new one
+            checkpoint.save_in_background(state, self.dir / "best.pt")
+            self._best_buf = None
+        else:
+            checkpoint.save(state, self.dir / "best.pt")
         self._best_weights = None
 
     def state_dict(self) -> dict[str, Any]:

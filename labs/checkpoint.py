@@ -12,6 +12,7 @@ import functools
 import os
 import re
 import tempfile
+import threading
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -40,6 +41,37 @@ def save(state: dict[str, Any], path: str | Path) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+# One writer thread: checkpoints written in the background land in the order they were asked
+# for (a later last.pt never overtaken by an earlier one), while training or evaluation goes on.
+_writer: Any = None
+_pending: list[Any] = []
+_pending_lock = threading.Lock()
+
+
+def save_in_background(state: dict[str, Any], path: str | Path) -> None:
+    """`save(state, path)` on the writer thread. `state` must not change afterwards (pass a
+    copy); `wait_pending()` waits for every queued write and raises the first failure."""
+    global _writer
+    with _pending_lock:
+        if _writer is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            # its worker is joined at interpreter exit: a queued checkpoint is never lost
+            _writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint")
+        _pending.append(_writer.submit(save, state, path))
+
+
+def wait_pending() -> None:
+    """Block until every background checkpoint is on disk; re-raise the first that failed."""
+    with _pending_lock:
+        futures = list(_pending)
+        _pending.clear()
+    errors = [f.exception() for f in futures]
+    first = next((e for e in errors if e is not None), None)
+    if first is not None:
+        raise first
 
 
 @functools.cache

@@ -77,8 +77,8 @@ def execute(name: str, overrides: dict[str, Any] | None = None, *,
     Every config value is checked before a run directory is made; `sources` names where an
     override came from (`{"seed": "--seed"}`; default `--set`) for the error messages."""
     lab_cls = load_lab(name)
+    from labs import checkpoint, distributed
     from labs import device as device_mod
-    from labs import distributed
     from labs import threads as threads_mod
     from labs.context import Run
     from labs.tracker import Tracker
@@ -134,6 +134,7 @@ def execute(name: str, overrides: dict[str, Any] | None = None, *,
         print(f"{name}: run {run_id} in {path} on {dev}", file=sys.stderr)
     try:
         metrics = dict(lab.run(cfg, run) or {})
+        checkpoint.wait_pending()  # the fits' last checkpoints, written in the background
         lab.save(path, run.models)  # what `lab explain` and `lab eval` reload (Lab.load)
         from labs import summary  # summary.txt: each trained model's layers and parameters
 
@@ -145,6 +146,10 @@ def execute(name: str, overrides: dict[str, Any] | None = None, *,
                                        n=cfg.explain_samples, num_samples=cfg.explain_num_samples))
     except BaseException as e:
         status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
+        try:  # what was queued still lands: a resume starts from it
+            checkpoint.wait_pending()
+        except Exception:
+            pass
         rundir.write_summary(path, status, {}, "", error=f"{type(e).__name__}: {e}")
         if isinstance(e, KeyboardInterrupt):
             e.resume_command = f"lab run {name} --resume {run_id}"  # for the CLI's message

@@ -83,12 +83,14 @@ def test_checkpoint_every_n_epochs_and_n_steps_plus_the_end(tmp_path, saves):
     t = Trainer(model, torch.optim.SGD(model.parameters(), 0.1), nn.CrossEntropyLoss(),
                 epochs=7, callbacks=[Checkpoint(tmp_path, monitor="train_loss", every="3 epochs")])
     t.fit(TensorLoader(_data(), 32))
+    checkpoint.wait_pending()  # the end's write goes to the background writer
     assert [e for name, e in saves if name == "last.pt"] == [3, 6, 7]
     assert [name for name, _ in saves].count("best.pt") == 3  # with last.pt, not per epoch
     saves.clear()
     t = Trainer(model, torch.optim.SGD(model.parameters(), 0.1), nn.CrossEntropyLoss(),
                 epochs=5, callbacks=[Checkpoint(tmp_path, monitor="train_loss", every="5steps")])
     t.fit(TensorLoader(_data(), 32))  # 2 steps per epoch: checked between epochs
+    checkpoint.wait_pending()
     assert [e for name, e in saves if name == "last.pt"] == [3, 5]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -108,3 +109,62 @@ def test_saved_models_lists_every_named_model(tmp_path):
     checkpoint.save({"model": {}}, tmp_path / "checkpoints" / "last.pt")
     assert checkpoint.saved_models(tmp_path) == ["", "disc", "gan/ema", "gen"]
     assert checkpoint.model_path(tmp_path, "gen") == tmp_path / "checkpoints/gen/model.pt"
+
+
+def test_background_writes_land_in_order_and_a_failure_is_raised(tmp_path, monkeypatch):
+    import threading
+
+    path = tmp_path / "last.pt"
+    gate = threading.Event()
+    real = checkpoint.save
+
+    def slow_first(state, p):
+        if state["n"] == 0:
+            gate.wait(10)  # the first write is still running when the others are queued
+        return real(state, p)
+
+    monkeypatch.setattr(checkpoint, "save", slow_first)
+    for n in range(3):
+        checkpoint.save_in_background({"n": n}, path)
+    gate.set()
+    checkpoint.wait_pending()
+    assert torch.load(path, weights_only=True)["n"] == 2  # the last asked for, not the slowest
+
+    def broken(state, p):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(checkpoint, "save", broken)
+    checkpoint.save_in_background({"n": 3}, path)
+    with pytest.raises(OSError, match="No space left"):
+        checkpoint.wait_pending()
+    checkpoint.wait_pending()  # reported once
+    assert torch.load(path, weights_only=True)["n"] == 2  # the good file stays
+
+
+def test_a_run_is_completed_only_with_its_checkpoints_on_disk(monkeypatch):
+    """The end-of-fit write goes to the background; a failure there fails the run."""
+    import json
+
+    from labs import run
+
+    real = checkpoint.save
+
+    def failing_last(state, p):
+        if p.name == "last.pt" and threading_name().startswith("checkpoint"):
+            raise OSError(28, "No space left on device")
+        return real(state, p)
+
+    monkeypatch.setattr(checkpoint, "save", failing_last)
+    with pytest.raises(OSError, match="No space left"):
+        run("xor-mlp", epochs=3, explain=False, track=False)
+    (d,) = [p for p in (Path.cwd() / "runs" / "xor-mlp").iterdir()]
+    assert json.loads((d / "summary.json").read_text())["status"] == "failed"
+    monkeypatch.setattr(checkpoint, "save", real)
+    res = run("xor-mlp", epochs=3, explain=False, track=False)
+    assert torch.load(res.dir / "checkpoints" / "last.pt", weights_only=True)["epoch"] == 3
+
+
+def threading_name() -> str:
+    import threading
+
+    return threading.current_thread().name

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from labs import ConfigError, crossval
+from labs import ConfigError, checkpoint, crossval
 from labs.context import Run
 
 
@@ -75,6 +75,7 @@ def test_cross_validate_fits_each_fold_under_its_name(tmp_path):
     assert cv.mean("acc") > 0.9 and 0.0 <= cv.std("acc") < 0.1
     assert cv.std("acc") == pytest.approx(np.std([f["acc"] for f in cv.folds]))
     assert set(cv.summary()) == {"cv_acc_mean", "cv_acc_std", "cv_loss_mean", "cv_loss_std"}
+    checkpoint.wait_pending()  # the fits' last writes go to the background writer
     for i in range(5):  # each fold trained and checkpointed under its own name
         assert (tmp_path / "checkpoints" / f"fold{i}" / "last.pt").is_file()
     assert run.models == {}  # fold models are not kept for lab eval unless asked

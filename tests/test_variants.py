@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from labs import datasets, variants
+from labs import checkpoint, datasets, variants
 from labs.context import Run
 from labs.lab import LESSONS
 
@@ -54,6 +54,7 @@ def test_fit_all_trains_each_variant_under_its_own_name(tmp_path):
     assert results["linear"].params == 6 and results["mlp"].params == 42
     assert results["linear"].test["acc"] > 0.9  # two well-separated blobs
     assert set(run.models) == {"linear", "mlp", "short"}  # each reloadable by name
+    checkpoint.wait_pending()  # the fits' last writes go to the background writer
     for name in results:  # and checkpointed under its name
         assert (tmp_path / "checkpoints" / name / "last.pt").is_file()
     rows = variants.log_table(run, "comparison", results)
