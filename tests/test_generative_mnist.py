@@ -3,6 +3,7 @@ labs' test helpers), loaded through the same `labs.datasets.vision`, one epoch e
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -87,8 +88,6 @@ def test_vae_and_gan_on_mnist_files_sample_28x28_and_skip_the_digits_judge(
     assert len(notes) == 1 and notes[0].startswith(f"warning: {lab}: digits-FID, digits-IS")
     assert "their judge is an 8x8 digits classifier" in notes[0]
     (path,) = (runs_dir / lab).iterdir()
-    import json
-
     metrics = json.loads((path / "summary.json").read_text())["metrics"]
     assert metrics["quality_skipped"] == 1.0
     assert not {"digits_fid", "digits_is", "class_coverage", "tstr_acc", "best_digits_fid",
@@ -96,6 +95,10 @@ def test_vae_and_gan_on_mnist_files_sample_28x28_and_skip_the_digits_judge(
     assert {"samples.png", "curves.png"} <= {p.name for p in (path / "figures").iterdir()}
     with Image.open(_sample(cli, runs_dir, lab)) as im:
         assert im.size == (4 * 30 + 2, 4 * 30 + 2)  # 4x4 tiles of 28x28 (scale 1), gutters
+    code, _, err = cli("eval", path.name)  # `lab eval` reloads the 28x28 models
+    assert code == 0, err
+    evaluated = json.loads(next(path.glob("eval-*.json")).read_text())["metrics"]
+    assert evaluated["quality_skipped"] == 1.0 and "digits_fid" not in evaluated
     if lab == "vae":
         assert np.isfinite(metrics["test_nll_iw"]) and metrics["test_nelbo"] > 0
     else:
