@@ -1,4 +1,5 @@
-"""Autoencoder (dense or convolutional) squeezes the 8x8 digits through a small code."""
+"""Autoencoder (dense or convolutional) squeezes the 8x8 digits (or MNIST / Fashion-MNIST)
+through a small code."""
 
 from __future__ import annotations
 
@@ -10,12 +11,19 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from generative.common import digits01, grid, images, latent_scatter
+from generative.common import grid, images, images01, latent_scatter, side
 from labs import Lab, SplitConfig, models, option, plots
 
 
 @dataclass
 class Config(SplitConfig):
+    dataset: str = option("digits", "digits: scikit-learn's 8x8 (no download); mnist / "
+                                    "fashion-mnist: 28x28, read from data_dir with torchvision "
+                                    "(their own test split: test_size is not used)",
+                          choices=("digits", "mnist", "fashion-mnist"))
+    data_dir: str = option("data", "folder holding MNIST/ or FashionMNIST/ (downloaded there "
+                                   "when possible)")
+    download: bool = option(True, "try to download a missing data set (needs the network)")
     arch: str = option("dense", "encoder/decoder kind", choices=("dense", "conv"))
     hidden: list[int] = option([128], "dense encoder widths (the decoder mirrors them)", min=1)
     latent: int = option(8, "code size: the bottleneck (2 draws the code itself, more: its "
@@ -27,23 +35,29 @@ class Config(SplitConfig):
 
 
 class AutoEncoder(nn.Module):
-    """encoder: 64 pixels -> `latent` code; decoder: code -> 64 pixel intensities in [0, 1]."""
+    """encoder: side*side pixels (64 for the digits) -> `latent` code; decoder: code -> the
+    pixel intensities in [0, 1]. The conv version halves an even side once (8 -> 4, 28 -> 14)
+    and doubles it back."""
 
-    def __init__(self, arch: str, hidden: list[int], latent: int, relu_code: bool = False):
+    def __init__(self, arch: str, hidden: list[int], latent: int, relu_code: bool = False,
+                 side: int = 8):
         super().__init__()
         if arch == "conv":
+            if side % 2:
+                raise ValueError(f"the conv autoencoder needs an even image side, not {side}")
+            h = side // 2
             self.encoder = nn.Sequential(
-                nn.Unflatten(1, (1, 8, 8)),
+                nn.Unflatten(1, (1, side, side)),
                 nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(),
-                nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.ReLU(),  # 4x4
-                nn.Flatten(), nn.Linear(32 * 4 * 4, latent))
+                nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.ReLU(),  # side / 2
+                nn.Flatten(), nn.Linear(32 * h * h, latent))
             self.decoder = nn.Sequential(
-                nn.Linear(latent, 32 * 4 * 4), nn.ReLU(), nn.Unflatten(1, (32, 4, 4)),
-                nn.ConvTranspose2d(32, 16, 4, stride=2, padding=1), nn.ReLU(),  # 8x8
+                nn.Linear(latent, 32 * h * h), nn.ReLU(), nn.Unflatten(1, (32, h, h)),
+                nn.ConvTranspose2d(32, 16, 4, stride=2, padding=1), nn.ReLU(),  # side
                 nn.Conv2d(16, 1, 3, padding=1), nn.Flatten())
         else:
-            self.encoder = models.mlp(64, hidden, latent)
-            self.decoder = models.mlp(latent, hidden[::-1], 64)
+            self.encoder = models.mlp(side * side, hidden, latent)
+            self.decoder = models.mlp(latent, hidden[::-1], side * side)
         if relu_code:
             self.encoder.append(nn.ReLU())
 
@@ -81,7 +95,8 @@ def sparse_eval_step(trainer, x, *, l1: float) -> dict:
 
 
 class Autoencoder(Lab):
-    """Autoencoder (dense or conv) compresses the 8x8 digits to a small code and back."""
+    """Autoencoder (dense or conv) compresses the 8x8 digits (or MNIST) to a small code and
+    back."""
 
     lesson = "autoencoders"
     tags = ("generative", "autoencoder", "images")
@@ -90,10 +105,12 @@ class Autoencoder(Lab):
     Config = Config
 
     def data(self, cfg: Config):
-        return digits01(test_size=cfg.test_size, val_size=cfg.val_size, seed=cfg.seed)
+        return images01(cfg.dataset, data_dir=cfg.data_dir, download=cfg.download,
+                        test_size=cfg.test_size, val_size=cfg.val_size, seed=cfg.seed)
 
     def model(self, cfg: Config, data) -> nn.Module:
-        return AutoEncoder(cfg.arch, cfg.hidden, cfg.latent, relu_code=cfg.sparse_l1 > 0)
+        return AutoEncoder(cfg.arch, cfg.hidden, cfg.latent, relu_code=cfg.sparse_l1 > 0,
+                           side=side(data))
 
     def run(self, cfg: Config, run) -> dict:
         data = self.data(cfg)
@@ -141,35 +158,51 @@ class Autoencoder(Lab):
         run.figure("reconstructions", grid(
             [images(test[:n]), images(recon[:n])],
             [[f"input {d}" for d in labels["test"][:n]], ["reconstruction"] + [""] * (n - 1)],
-            title=f"test digits (top) and their reconstructions, code size {cfg.latent}"))
+            title=f"test {_what(cfg)} (top) and their reconstructions, code size {cfg.latent}"))
         run.figure("latent", latent_scatter(z_test, labels["test"],
-                                            f"test codes (size {cfg.latent}) by digit"))
+                                            f"test codes (size {cfg.latent}) by class"))
         # "similar images": the training digits whose codes lie closest to a test digit's
-        queries = [int(np.flatnonzero(labels["test"] == d)[0]) for d in range(10)]
+        queries = [int(hits[0]) for d in range(10)
+                   if len(hits := np.flatnonzero(labels["test"] == d))]
         near = _nearest(z_test[queries], z_train, k=6)
         rows = [[test[q].numpy()] + [train[j].numpy() for j in near[i]]
                 for i, q in enumerate(queries)]
         titles = [[f"query {labels['test'][q]}"] + [str(labels["train"][j]) for j in near[i]]
                   for i, q in enumerate(queries)]
-        run.figure("neighbours", grid(rows, titles, title="nearest training digits by code "
-                                                          "distance"))
+        run.figure("neighbours", grid(rows, titles, title=f"nearest training {_what(cfg)} by "
+                                                          "code distance"))
+
+
+def _what(cfg: Config) -> str:
+    return "digits" if cfg.dataset in ("digits", "mnist") else "images"
 
 
 def _run(model: nn.Module, test: torch.Tensor, train: torch.Tensor):
-    """(test reconstructions, test codes, train codes) as numpy, on the model's device."""
+    """(test reconstructions, test codes, train codes) as numpy, on the model's device, in
+    chunks of 4096 images (MNIST's 60,000 through the conv encoder at once: ~3 GB)."""
     dev = next(model.parameters()).device
     was = model.training
     model.eval()
+
+    def chunks(x: torch.Tensor, fn) -> torch.Tensor:
+        return torch.cat([fn(x[i:i + 4096].to(dev)).float().cpu()
+                          for i in range(0, len(x), 4096)]) if len(x) else fn(x.to(dev))
+
     try:
-        z_test = model.encode(test.to(dev))
-        recon = model.decode(z_test)
-        z_train = model.encode(train.to(dev))
+        z_test = chunks(test, model.encode)
+        recon = chunks(z_test, model.decode)
+        z_train = chunks(train, model.encode)
     finally:
         model.train(was)
     return tuple(t.float().cpu().numpy() for t in (recon, z_test, z_train))
 
 
 def _nearest(queries: np.ndarray, pool: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the `k` rows of `pool` nearest each query (Euclidean)."""
-    d = ((queries[:, None, :] - pool[None, :, :]) ** 2).sum(-1)
-    return np.argsort(d, axis=1, kind="stable")[:, :k]
+    """Indices of the `k` rows of `pool` nearest each query (Euclidean), a chunk of queries
+    at a time (MNIST's 10,000 x 60,000 codes would not fit in one difference array)."""
+    step = max(1, 20_000_000 // max(1, pool.size))
+    out = []
+    for i in range(0, len(queries), step):
+        d = ((queries[i:i + step, None, :] - pool[None, :, :]) ** 2).sum(-1)
+        out.append(np.argsort(d, axis=1, kind="stable")[:, :k])
+    return np.concatenate(out) if out else np.zeros((0, k), dtype=np.int64)

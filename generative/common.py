@@ -1,8 +1,11 @@
-"""Pieces the generative labs share: the digits as unlabelled [0, 1] images, and figures."""
+"""Pieces the generative labs share: unlabelled [0, 1] images (the 8x8 digits, or MNIST /
+Fashion-MNIST through the supervised labs' loader), and figures of square grey images of any
+side (taken from the length of the flat vectors)."""
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,6 +14,7 @@ import numpy as np
 from labs import Dataset, Split, datasets
 
 SIDE = 8  # the digits are 8x8
+DATASETS = ("digits", "mnist", "fashion-mnist")  # grey, square: what these labs can draw
 
 
 def digits01(*, test_size: float, val_size: float, seed: int,
@@ -39,10 +43,57 @@ def digits01(*, test_size: float, val_size: float, seed: int,
         extras={**lab.extras, "labels": labels, "binary": binarize})
 
 
+def images01(dataset: str, *, data_dir: str = "data", download: bool = True,
+             test_size: float, val_size: float, seed: int, binarize: bool = False) -> Dataset:
+    """Unlabelled grey images in [0, 1] (or {0, 1} with `binarize`: pixel >= half), like
+    `digits01`: "digits" is `digits01` itself; "mnist" / "fashion-mnist" come through
+    `labs.datasets.vision` (the supervised labs' loader: its files, its one-line error when
+    they are absent), with their official test split (`test_size` unused) and `val_size` of
+    the training images held out. The classes stay aside in `data.extras["labels"]`."""
+    if dataset == "digits":
+        return digits01(test_size=test_size, val_size=val_size, seed=seed, binarize=binarize)
+    if dataset not in DATASETS:
+        from labs.errors import ConfigError
+
+        raise ConfigError(f"unknown data set '{dataset}' for a generative lab; choose from "
+                          f"{', '.join(DATASETS)}")
+    data = datasets.vision(dataset, data_dir, val_size=val_size, scale="unit", seed=seed,
+                           download=download)
+
+    def strip(s: Split | None) -> Split | None:
+        if s is None:
+            return None
+        return Split((s.x >= 0.5).float() if binarize else s.x)
+
+    labels = {name: s.y.numpy() for name in ("train", "val", "test")
+              if (s := getattr(data, name)) is not None}
+    return dataclasses.replace(
+        data, train=strip(data.train), test=strip(data.test), val=strip(data.val),
+        n_classes=0, class_names=None,
+        extras={**data.extras, "labels": labels, "binary": binarize,
+                "class_names": list(data.class_names or ())})
+
+
+def side(x: Any) -> int:
+    """The side of the square images whose flat vectors are `x`'s last axis (or of a
+    `Dataset`'s images)."""
+    if hasattr(x, "image_shape") and x.image_shape:
+        return int(x.image_shape[0])
+    n = int(x.shape[-1]) if hasattr(x, "shape") else len(x)
+    s = math.isqrt(n)
+    if s * s != n:
+        raise ValueError(f"{n} pixels are not a square grey image")
+    return s
+
+
 def images(x: Any) -> list[np.ndarray]:
-    """Flat 64-vectors (tensor or array) as a list of 8x8 arrays."""
+    """Flat vectors of s*s pixels (tensor or array; 64 for the digits) as a list of s x s
+    arrays."""
     a = x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
-    return list(a.reshape(-1, SIDE, SIDE))
+    if a.ndim >= 3 and a.shape[-1] == a.shape[-2]:  # already images
+        return list(a.reshape(-1, a.shape[-1], a.shape[-1]))
+    s = side(a)
+    return list(a.reshape(-1, s, s))
 
 
 def grid(rows: Sequence[Sequence[np.ndarray]], titles: Sequence[Sequence[str]] = (),
@@ -56,7 +107,9 @@ def grid(rows: Sequence[Sequence[np.ndarray]], titles: Sequence[Sequence[str]] =
     for r, row in enumerate(rows):
         for c, img in enumerate(row):
             ax = fig.add_subplot(n_rows, n_cols, r * n_cols + c + 1)
-            ax.imshow(np.asarray(img).reshape(SIDE, SIDE), cmap="gray_r", vmin=0, vmax=1)
+            img = np.asarray(img)
+            s = img.shape[0] if img.ndim == 2 else side(img)
+            ax.imshow(img.reshape(s, s), cmap="gray_r", vmin=0, vmax=1)
             ax.set_axis_off()
             if titles and r < len(titles) and c < len(titles[r]) and titles[r][c]:
                 ax.set_title(titles[r][c], fontsize=7)
@@ -95,15 +148,19 @@ def latent_scatter(codes: np.ndarray, labels: np.ndarray, title: str) -> Any:
 
 
 def tile(x: Any, cols: int = 8, scale: int = 4) -> np.ndarray:
-    """Flat 64-vectors in [0, 1] as one uint8 picture (dark ink on white), `cols` per row,
-    each pixel `scale` x `scale`: a frame of an animation."""
+    """Flat s*s-vectors in [0, 1] as one uint8 picture (dark ink on white), `cols` per row,
+    each pixel `scale` x `scale` (1 for images larger than the digits, so a frame of MNIST
+    stays small): a frame of an animation."""
     imgs = np.clip(np.stack(images(x)), 0, 1)
+    s = imgs.shape[-1]
+    if s > SIDE:
+        scale = 1
     rows = -(-len(imgs) // cols)
-    canvas = np.zeros((rows * (SIDE + 1) + 1, cols * (SIDE + 1) + 1))
+    canvas = np.zeros((rows * (s + 1) + 1, cols * (s + 1) + 1))
     for i, img in enumerate(imgs):
         r, c = divmod(i, cols)
-        canvas[1 + r * (SIDE + 1):1 + r * (SIDE + 1) + SIDE,
-               1 + c * (SIDE + 1):1 + c * (SIDE + 1) + SIDE] = img
+        canvas[1 + r * (s + 1):1 + r * (s + 1) + s,
+               1 + c * (s + 1):1 + c * (s + 1) + s] = img
     return (255 * (1 - np.kron(canvas, np.ones((scale, scale))))).astype(np.uint8)
 
 

@@ -77,7 +77,11 @@ class Judge:
     @torch.no_grad()
     def _run(self, x: Any) -> tuple[np.ndarray, np.ndarray]:
         t = torch.as_tensor(np.asarray(x if not hasattr(x, "detach") else x.detach().cpu()),
-                            dtype=torch.float32).reshape(-1, 64)
+                            dtype=torch.float32)
+        t = t.reshape(len(t), -1) if t.ndim > 1 else t.reshape(1, -1)
+        if t.shape[1] != 64:  # 28x28 images would silently become 12.25 fake digits each
+            raise ValueError(f"the digits judge scores 8x8 digits (64 pixels), not "
+                             f"{t.shape[1]}-pixel images")
         f = self.net.features(t)
         return f.double().numpy(), torch.softmax(self.net.head(f), -1).double().numpy()
 
@@ -186,6 +190,12 @@ def inception_score(probs: np.ndarray) -> float:
     py = probs.mean(0, keepdims=True)
     kl = (probs * (np.log(probs + 1e-12) - np.log(py + 1e-12))).sum(1)
     return float(np.exp(kl.mean()))
+
+
+def skipped_note(lab: str, dataset: str) -> str:
+    """The one line a run on another data set prints instead of its quality scores."""
+    return (f"{lab}: digits-FID, digits-IS, coverage and train-on-synthetic scores skipped on "
+            f"{dataset}: their judge is an 8x8 digits classifier, not a {dataset} one")
 
 
 def scores(samples: Any, reference: Any, j: Judge | None = None) -> dict[str, float]:

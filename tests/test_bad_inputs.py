@@ -314,7 +314,7 @@ def test_out_of_memory_message_names_the_size(message, size):
     assert out_of_memory(ValueError("out of memory")) == ""
 
 
-@pytest.mark.parametrize("lab", ["digits-mlp", "digits-cnn"])
+@pytest.mark.parametrize("lab", ["digits-mlp", "digits-cnn", "autoencoder", "vae", "gan"])
 def test_an_absent_image_data_set_is_one_line_naming_the_files(cli, runs_dir, tmp_path, lab):
     code, _, err = cli(*R(lab, "--set", "dataset=mnist", "--set", f"data_dir={tmp_path}/none",
                           "--set", "download=false", "--no-explain"))
