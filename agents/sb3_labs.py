@@ -59,6 +59,8 @@ class Config(LabConfig):
     video_fps: int = option(30, "frames per second of the GIF", min=1)
     explain_rollout_steps: int = option(500, "steps of the agent's own rollouts whose states "
                                              "LIME explains", min=10)
+    explain_states: int = option(50, "rollout states explained for the aggregate figure "
+                                     "(which features drive which action; 0: none)", min=0)
 
     def validate(self) -> None:
         super().validate()
@@ -108,6 +110,14 @@ class SB3Lab(Lab):
             run.video("episode", path, fps=cfg.video_fps)
             run.table("video", ["file", "frames", "renderer"], [[path.name, frames, renderer]])
             metrics["video_frames"] = float(frames)
+        if cfg.explain and cfg.explain_states > 0:  # the aggregate, as for our own agents
+            from agents.policy import explain_policy
+
+            import dataclasses
+
+            subject = self.subjects(cfg, self.agent, None)[""]
+            subject = dataclasses.replace(subject, samples=subject.samples[:cfg.explain_states])
+            metrics.update(explain_policy(run, subject, cfg))
         return metrics
 
     def evaluate(self, cfg: Config, models: dict[str, Any], data: Any) -> dict[str, float]:

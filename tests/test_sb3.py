@@ -23,7 +23,7 @@ SB3_LABS = {"cartpole-ppo": "agents.sb3_labs:CartPolePPO",
             "halfcheetah-sac": "agents.sb3_labs:HalfCheetahSAC"}
 TINY = dict(n_timesteps=512, eval_every=256, eval_episodes=2, final_eval_episodes=3,
             checkpoint_every=256, log_every=100, explain_rollout_steps=50, explain_samples=1,
-            explain_num_samples=100, track=False)
+            explain_num_samples=100, explain_states=4, track=False)
 
 
 def _rows(res) -> list[dict]:
@@ -145,6 +145,10 @@ def test_smoke_tracks_checkpoints_and_explains(lab, off_policy, mode, no_sb3_tmp
         assert first["class_name"] is None
     assert np.isfinite(m["explain_r2"])
     assert (res.dir / "figures" / "returns.png").is_file()
+    # the aggregate over rollout states, KernelSHAP beside LIME, as for our own agents
+    assert m["policy_explained_states"] == 4 and -1 <= m["policy_shap_rank_corr"] <= 1
+    assert (res.dir / "figures" / "policy_features.png").is_file()
+    assert "shap" in first  # every explained state carries the KernelSHAP comparison
 
 
 def test_lab_eval_and_explain_reload_the_saved_agent(cli, runs_dir, no_sb3_tmp):
