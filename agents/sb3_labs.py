@@ -111,9 +111,9 @@ class SB3Lab(Lab):
             run.table("video", ["file", "frames", "renderer"], [[path.name, frames, renderer]])
             metrics["video_frames"] = float(frames)
         if cfg.explain and cfg.explain_states > 0:  # the aggregate, as for our own agents
-            from agents.policy import explain_policy
-
             import dataclasses
+
+            from agents.policy import explain_policy
 
             subject = self.subjects(cfg, self.agent, None)[""]
             subject = dataclasses.replace(subject, samples=subject.samples[:cfg.explain_states])
