@@ -53,7 +53,7 @@ def images01(dataset: str, *, data_dir: str = "data", download: bool = True,
     if dataset == "digits":
         return digits01(test_size=test_size, val_size=val_size, seed=seed, binarize=binarize)
     if dataset not in DATASETS:
-        from labs.errors import ConfigError
+        from labs import ConfigError
 
         raise ConfigError(f"unknown data set '{dataset}' for a generative lab; choose from "
                           f"{', '.join(DATASETS)}")
