@@ -19,13 +19,14 @@ import torch
 from torch import nn
 
 from generative.autoencoder import AutoEncoder
-from generative.common import digits01, grid, images
-from labs import Lab, SplitConfig, Subject, option, plots
+from generative.common import ImageDataConfig, grid, images, side
+from labs import Lab, Subject, option, plots
 
 
 @dataclass
-class Config(SplitConfig):
-    anomaly_digit: int = option(8, "the digit held out as the 'defective' class", min=0, max=9)
+class Config(ImageDataConfig):
+    anomaly_digit: int = option(8, "the class held out as the 'defective' one (a digit; on "
+                                   "fashion-mnist a garment class)", min=0, max=9)
     threshold_quantile: float = option(0.95, "flag errors above this quantile of the normal "
                                              "validation digits' (1 - false-alarm budget)",
                                        gt=0, lt=1)
@@ -50,7 +51,7 @@ class AnomalyAE(Lab):
     def data(self, cfg: Config):
         """The digits; train and validation keep the normal digits only, test keeps all
         (`extras["anomalous"]`: which test digits are the held-out class)."""
-        data = digits01(test_size=cfg.test_size, val_size=cfg.val_size, seed=cfg.seed)
+        data = cfg.images()
         labels = dict(data.extras["labels"])
         keep = {s: labels[s] != cfg.anomaly_digit for s in ("train", "val")}
         split = {s: type(getattr(data, s))(getattr(data, s).x[torch.from_numpy(keep[s])])
@@ -61,7 +62,7 @@ class AnomalyAE(Lab):
             "anomalous": labels["test"] == cfg.anomaly_digit})
 
     def model(self, cfg: Config, data) -> nn.Module:
-        return AutoEncoder(cfg.arch, cfg.hidden, cfg.latent)
+        return AutoEncoder(cfg.arch, cfg.hidden, cfg.latent, side=side(data))
 
     def run(self, cfg: Config, run) -> dict:
         data = self.data(cfg)
@@ -119,12 +120,13 @@ class AnomalyAE(Lab):
         net = model[""] if isinstance(model, dict) else model
         s = scores(net, data.test.x)
         top = np.argsort(-s, kind="stable")[:max(1, cfg.explain_samples)]
+        n = side(data)
         return {"": Subject(kind="image", mode="regression",
                             predict=lambda x: scores(net, torch.as_tensor(
-                                np.asarray(x), dtype=torch.float32).reshape(len(x), 64)),
+                                np.asarray(x), dtype=torch.float32).reshape(len(x), n * n)),
                             samples=data.test.x[top].numpy(),
                             labels=data.extras["labels"]["test"][top],
-                            image_shape=(8, 8), baseline=0.0, display=data.display)}
+                            image_shape=(n, n), baseline=0.0, display=data.display)}
 
 
 def _rebuild(model: nn.Module, x: torch.Tensor) -> torch.Tensor:

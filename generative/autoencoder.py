@@ -11,19 +11,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from generative.common import grid, images, images01, latent_scatter, side
-from labs import Lab, SplitConfig, models, option, plots
+from generative.common import ImageDataConfig, grid, images, latent_scatter, side
+from labs import Lab, models, option, plots
 
 
 @dataclass
-class Config(SplitConfig):
-    dataset: str = option("digits", "digits: scikit-learn's 8x8 (no download); mnist / "
-                                    "fashion-mnist: 28x28, read from data_dir with torchvision "
-                                    "(their own test split: test_size is not used)",
-                          choices=("digits", "mnist", "fashion-mnist"))
-    data_dir: str = option("data", "folder holding MNIST/ or FashionMNIST/ (downloaded there "
-                                   "when possible)")
-    download: bool = option(True, "try to download a missing data set (needs the network)")
+class Config(ImageDataConfig):
     arch: str = option("dense", "encoder/decoder kind", choices=("dense", "conv"))
     hidden: list[int] = option([128], "dense encoder widths (the decoder mirrors them)", min=1)
     latent: int = option(8, "code size: the bottleneck (2 draws the code itself, more: its "
@@ -105,8 +98,7 @@ class Autoencoder(Lab):
     Config = Config
 
     def data(self, cfg: Config):
-        return images01(cfg.dataset, data_dir=cfg.data_dir, download=cfg.download,
-                        test_size=cfg.test_size, val_size=cfg.val_size, seed=cfg.seed)
+        return cfg.images()
 
     def model(self, cfg: Config, data) -> nn.Module:
         return AutoEncoder(cfg.arch, cfg.hidden, cfg.latent, relu_code=cfg.sparse_l1 > 0,

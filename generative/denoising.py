@@ -16,12 +16,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from generative.autoencoder import AutoEncoder
-from generative.common import digits01, grid, images
-from labs import Lab, SplitConfig, option, plots
+from generative.common import ImageDataConfig, grid, images, side
+from labs import Lab, option, plots
 
 
 @dataclass
-class Config(SplitConfig):
+class Config(ImageDataConfig):
     noise: str = option("gaussian", "corruption: gaussian (add N(0, level²), clip to [0, 1]) "
                                     "or masking (each pixel set to 0 with probability level)",
                         choices=("gaussian", "masking"))
@@ -63,7 +63,7 @@ def denoise_eval_step(trainer, x, *, kind: str, level: float) -> dict:
 
 
 class DenoisingAE(Lab):
-    """Denoising autoencoder rebuilds clean 8x8 digits from Gaussian- or mask-corrupted ones."""
+    """Denoising autoencoder rebuilds clean digits from Gaussian- or mask-corrupted ones."""
 
     lesson = "autoencoders"
     tags = ("generative", "autoencoder", "images")
@@ -72,10 +72,10 @@ class DenoisingAE(Lab):
     Config = Config
 
     def data(self, cfg: Config):
-        return digits01(test_size=cfg.test_size, val_size=cfg.val_size, seed=cfg.seed)
+        return cfg.images()
 
     def model(self, cfg: Config, data) -> nn.Module:
-        return AutoEncoder(cfg.arch, cfg.hidden, cfg.latent)
+        return AutoEncoder(cfg.arch, cfg.hidden, cfg.latent, side=side(data))
 
     def run(self, cfg: Config, run) -> dict:
         data = self.data(cfg)

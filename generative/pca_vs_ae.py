@@ -1,4 +1,4 @@
-"""PCA vs a linear autoencoder vs a non-linear one, on the 8x8 digits.
+"""PCA vs a linear autoencoder vs a non-linear one, on the 8x8 digits (or MNIST).
 
 A linear autoencoder trained on squared error spans the same subspace as PCA's leading
 components (Baldi & Hornik, 1989), so its reconstruction error matches PCA's at every code
@@ -15,13 +15,14 @@ import torch
 from torch import nn
 
 from generative.autoencoder import AutoEncoder
-from generative.common import digits01, grid, images
-from labs import ConfigError, Lab, SplitConfig, option, variants
+from generative.common import ImageDataConfig, grid, images, side
+from labs import ConfigError, Lab, option, variants
 
 
 @dataclass
-class Config(SplitConfig):
-    sizes: list[int] = option([2, 4, 8, 16], "code sizes compared", min=1, max=63)
+class Config(ImageDataConfig):
+    sizes: list[int] = option([2, 4, 8, 16], "code sizes compared (fewer than the pixels)",
+                              min=1)
     hidden: list[int] = option([128], "the non-linear autoencoder's widths", min=1)
     probe_size: int = option(8, "code size whose codes feed the few-label classifier "
                                 "(one of sizes)", min=1)
@@ -34,6 +35,10 @@ class Config(SplitConfig):
 
     def validate(self) -> None:
         super().validate()
+        pixels = 64 if self.dataset == "digits" else 28 * 28
+        if max(self.sizes) >= pixels:
+            raise ConfigError(f"sizes={self.sizes}: a code must be smaller than the "
+                              f"{pixels} pixels it encodes")
         if self.probe_size not in self.sizes:
             raise ConfigError(f"probe_size={self.probe_size} must be one of sizes={self.sizes}")
 
@@ -41,9 +46,9 @@ class Config(SplitConfig):
 class LinearAE(nn.Module):
     """x -> W1 x + b1 -> W2 z + b2: no activation anywhere (PCA's model, found by descent)."""
 
-    def __init__(self, size: int):
+    def __init__(self, size: int, pixels: int = 64):
         super().__init__()
-        self.encoder, self.decoder = nn.Linear(64, size), nn.Linear(size, 64)
+        self.encoder, self.decoder = nn.Linear(pixels, size), nn.Linear(size, pixels)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x)
@@ -62,13 +67,13 @@ class PCAvsAE(Lab):
     Config = Config
 
     def data(self, cfg: Config):
-        return digits01(test_size=cfg.test_size, val_size=cfg.val_size, seed=cfg.seed)
+        return cfg.images()
 
     def model(self, cfg: Config, data) -> dict[str, nn.Module]:
         out: dict[str, nn.Module] = {}
         for k in cfg.sizes:
-            out[f"linear-{k}"] = LinearAE(k)
-            out[f"ae-{k}"] = AutoEncoder("dense", cfg.hidden, k)
+            out[f"linear-{k}"] = LinearAE(k, side(data) ** 2)
+            out[f"ae-{k}"] = AutoEncoder("dense", cfg.hidden, k, side=side(data))
         return out
 
     def run(self, cfg: Config, run) -> dict:

@@ -23,19 +23,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from generative import quality
-from generative.common import grid, images, images01, latent_scatter, side
-from labs import Lab, SplitConfig, Trainer, models, option, plots
+from generative.common import ImageDataConfig, grid, images, latent_scatter, side
+from labs import Lab, Trainer, models, option, plots
 
 
 @dataclass
-class Config(SplitConfig):
-    dataset: str = option("digits", "digits: scikit-learn's 8x8 (no download); mnist / "
-                                    "fashion-mnist: 28x28, read from data_dir with torchvision "
-                                    "(their own test split: test_size is not used)",
-                          choices=("digits", "mnist", "fashion-mnist"))
-    data_dir: str = option("data", "folder holding MNIST/ or FashionMNIST/ (downloaded there "
-                                   "when possible)")
-    download: bool = option(True, "try to download a missing data set (needs the network)")
+class Config(ImageDataConfig):
     hidden: list[int] = option([256], "encoder widths (the decoder mirrors them)", min=1)
     latent: int = option(8, "latent dimensions", min=1)
     beta: float = option(1.0, "weight of the KL term (1: the ELBO; >1: beta-VAE)", min=0)
@@ -114,9 +107,7 @@ class VariationalAutoencoder(Lab):
     Config = Config
 
     def data(self, cfg: Config):
-        return images01(cfg.dataset, data_dir=cfg.data_dir, download=cfg.download,
-                        test_size=cfg.test_size, val_size=cfg.val_size, seed=cfg.seed,
-                        binarize=cfg.likelihood == "bernoulli")
+        return cfg.images(binarize=cfg.likelihood == "bernoulli")
 
     def model(self, cfg: Config, data) -> nn.Module:
         return VAE(cfg.hidden, cfg.latent, side(data))

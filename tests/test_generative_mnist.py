@@ -124,3 +124,21 @@ def test_the_digits_judge_refuses_other_images():
     assert j.features(np.zeros((3, 8, 8))).shape == (3, 64)
     with pytest.raises(ValueError, match="8x8 digits .64 pixels., not 784-pixel images"):
         j.features(np.zeros((3, 784)))
+
+
+def test_denoising_anomaly_and_pca_labs_on_mnist_files(mnist):
+    """The other three autoencoder labs take the same data options and size to 28x28."""
+    kw = dict(dataset="mnist", data_dir=str(mnist), download=False, epochs=1, track=False)
+    den = run("denoising-ae", hidden=[16], latent=4, **kw)
+    assert den.model(torch.zeros(2, 784)).shape == (2, 784)
+    assert den.metrics["noisy_mse"] > 0 and (den.dir / "figures" / "denoised.png").is_file()
+    ano = run("anomaly-ae", hidden=[16], latent=2, anomaly_digit=3, explain_samples=1,
+              explain_num_samples=50, **kw)
+    assert 0 <= ano.metrics["roc_auc"] <= 1
+    report = json.loads((ano.dir / "explanations" / "report.json").read_text())
+    assert len(report["explanations"]) == 1  # LIME over a 28x28 image, regression mode
+    pca = run("pca-vs-ae", sizes=[2, 4], probe_size=4, hidden=[16], labels_per_class=1,
+              **kw)
+    assert np.isfinite(pca.metrics["linear_pca_ratio"]) and pca.metrics["pca_mse_2"] > 0
+    with pytest.raises(Exception, match="smaller than the 64 pixels"):
+        run("pca-vs-ae", sizes=[64], probe_size=64, track=False)
