@@ -220,11 +220,6 @@ def _warn(message: str) -> None:
     warnings.warn(message, TrackingWarning, stacklevel=2)
 
 
-def _reason(e: BaseException) -> str:
-    text = str(e).splitlines()[0] if str(e) else ""
-    return f"{type(e).__name__}: {text}" if text else type(e).__name__
-
-
 def _row(line: str) -> dict | None:
     """One metrics.jsonl row, or None for the torn last line a killed process can leave."""
     try:
