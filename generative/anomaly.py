@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from generative.autoencoder import AutoEncoder
-from generative.common import ImageDataConfig, grid, images, side
+from generative.common import ImageDataConfig, grid, images, rebuild, side
 from labs import Lab, Subject, option, plots
 
 
@@ -109,7 +109,7 @@ class AnomalyAE(Lab):
         top = np.argsort(-s, kind="stable")[:10]
         x = data.test.x[top]
         labels = data.extras["labels"]["test"][top]
-        run.figure("flagged", grid([images(x), images(_rebuild(model, x))],
+        run.figure("flagged", grid([images(x), images(rebuild(model, x))],
                                    [[f"{d}: {e:.3f}" for d, e in zip(labels, s[top])]],
                                    title="the ten highest anomaly scores (top) and their "
                                          "reconstructions"))
@@ -129,17 +129,6 @@ class AnomalyAE(Lab):
                             image_shape=(n, n), baseline=0.0, display=data.display)}
 
 
-def _rebuild(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    dev = next(model.parameters()).device
-    was = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            return model(x.to(dev)).float().cpu()
-    finally:
-        model.train(was)
-
-
 def scores(model: nn.Module, x: torch.Tensor) -> np.ndarray:
     """The anomaly score of each image: its reconstruction MSE per pixel."""
-    return ((_rebuild(model, x) - x.float()) ** 2).mean(1).numpy().astype(np.float64)
+    return ((rebuild(model, x) - x.float()) ** 2).mean(1).numpy().astype(np.float64)

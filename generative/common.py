@@ -194,3 +194,18 @@ def write_gif(frames: Sequence[np.ndarray], path: Any, fps: int = 4) -> Any:
     pics = [Image.fromarray(f) for f in frames]
     pics[0].save(path, save_all=True, append_images=pics[1:], duration=int(1000 / fps), loop=0)
     return path
+
+
+def rebuild(model: Any, x: Any) -> Any:
+    """An autoencoder's outputs for `x`, in eval mode without gradients, on the CPU (the
+    model's own mode is restored)."""
+    import torch
+
+    dev = next(model.parameters()).device
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            return model(x.to(dev)).float().cpu()
+    finally:
+        model.train(was)

@@ -16,7 +16,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from generative.autoencoder import AutoEncoder
-from generative.common import ImageDataConfig, grid, images, side
+from generative.common import ImageDataConfig, grid, images, rebuild, side
 from labs import Lab, option, plots
 
 
@@ -89,7 +89,7 @@ class DenoisingAE(Lab):
         clean = data.test.x[:12]
         noisy = corrupt(clean, cfg.noise, cfg.level, torch.Generator().manual_seed(cfg.seed))
         run.figure("denoised", grid(
-            [images(noisy), images(_rebuild(model, noisy)), images(clean)],
+            [images(noisy), images(rebuild(model, noisy)), images(clean)],
             [["noisy"] + [""] * 11, ["denoised"] + [""] * 11, ["clean"] + [""] * 11],
             title=f"{cfg.noise} noise, level {cfg.level}: noisy, denoised, clean"))
         run.figure("sweep", self._sweep(cfg, model, data))
@@ -122,19 +122,8 @@ class DenoisingAE(Lab):
         return fig
 
 
-def _rebuild(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    dev = next(model.parameters()).device
-    was = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            return model(x.to(dev)).float().cpu()
-    finally:
-        model.train(was)
-
-
 def _errors(model: nn.Module, clean: torch.Tensor, kind: str, level: float,
             seed: int) -> tuple[float, float]:
     """(noisy input's, denoised output's) MSE per pixel to `clean`, one seeded noise draw."""
     noisy = corrupt(clean, kind, level, torch.Generator().manual_seed(seed))
-    return (float(F.mse_loss(noisy, clean)), float(F.mse_loss(_rebuild(model, noisy), clean)))
+    return (float(F.mse_loss(noisy, clean)), float(F.mse_loss(rebuild(model, noisy), clean)))
