@@ -5,10 +5,17 @@ from __future__ import annotations
 import pytest
 
 
+@pytest.fixture(scope="session")
+def _cache_dir(tmp_path_factory):
+    """One user cache per test session (the registry's parsed sources, a digits judge trained
+    for a changed recipe): shared by the tests, never $HOME's."""
+    return tmp_path_factory.mktemp("lab-cache")
+
+
 @pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
+def _isolated(tmp_path, monkeypatch, _cache_dir):
     monkeypatch.setenv("LAB_RUNS_DIR", str(tmp_path / "runs"))
-    monkeypatch.setenv("LAB_CACHE_DIR", str(tmp_path / ".lab-cache"))
+    monkeypatch.setenv("LAB_CACHE_DIR", str(_cache_dir))
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
     monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / ".wandb-cache"))

@@ -13,20 +13,6 @@ import torch
 from labs import checkpoint, run
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _judge_cache(tmp_path_factory):
-    """A judge trained for a changed recipe goes to a folder of the session, not to $HOME."""
-    import os
-
-    old = os.environ.get("LAB_CACHE_DIR")
-    os.environ["LAB_CACHE_DIR"] = str(tmp_path_factory.getbasetemp() / "lab-cache")
-    yield
-    if old is None:
-        os.environ.pop("LAB_CACHE_DIR", None)
-    else:
-        os.environ["LAB_CACHE_DIR"] = old
-
-
 def _figures(res) -> set[str]:
     return {p.name for p in (res.dir / "figures").iterdir()}
 

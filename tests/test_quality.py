@@ -4,23 +4,9 @@ collapse / divergence rules fire when they should."""
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 import torch
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _judge_cache(tmp_path_factory):
-    """One judge per test session (trained in a few seconds), in a folder of its own."""
-    old = os.environ.get("LAB_CACHE_DIR")
-    os.environ["LAB_CACHE_DIR"] = str(tmp_path_factory.getbasetemp() / "lab-cache")
-    yield
-    if old is None:
-        os.environ.pop("LAB_CACHE_DIR", None)
-    else:
-        os.environ["LAB_CACHE_DIR"] = old
 
 
 @pytest.fixture(scope="module")

@@ -186,6 +186,7 @@ def _plugin(tmp_path, monkeypatch, source: str, name="cachedlab"):
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(metadata, "entry_points",
                         lambda group: [_EP(name, "cacheplug.lab:Mine", "cache-dist")])
+    monkeypatch.setenv("LAB_CACHE_DIR", str(tmp_path / ".lab-cache"))  # this test's own
     monkeypatch.setattr(registry, "_CACHE", registry.SourceCache())  # a fresh process's
     return path
 
