@@ -310,6 +310,7 @@ class AgentLoop:
                 "done": self.done, "rng": rng_state()}
 
     def save_last(self) -> None:
+        self.run.tracker.flush()  # the rows of every step last.pt holds are on disk first
         checkpoint.save(self.state_dict(), self.ckdir / "last.pt")
 
     def resume(self) -> None:

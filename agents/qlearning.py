@@ -181,6 +181,7 @@ class TabularLab(Lab):
         done = [start, steps]  # episodes and steps completed: what last.pt records
 
         def save_last() -> None:
+            run.tracker.flush()  # the rows of every episode last.pt holds are on disk first
             checkpoint.save({"q": q, "episode": done[0], "env_steps": done[1],
                              "rng": rng.bit_generator.state, "returns": returns[:done[0]],
                              "lengths": lengths[:done[0]]}, last)

@@ -436,6 +436,7 @@ def callbacks(run: Any, spec: Spec, cfg: Any, ckpt: Checkpoints, eval_env: Any,
             return True
 
     def save_latest(model: Any) -> None:
+        run.tracker.flush()  # the rows of every step the checkpoint holds are on disk first
         ckpt.save("latest", model, state, norm=get_norm(model.get_env()),
                   buffer=spec.off_policy)
 

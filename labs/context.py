@@ -163,7 +163,8 @@ class Run:
         ckdir = self.checkpoints / name if name else self.checkpoints
         # Checkpoint early: its between-epoch snapshot precedes other callbacks' epoch starts
         cbs: list[Callback] = [TrackMetrics(self.tracker, f"{name}/" if name else ""),
-                               Checkpoint(ckdir, monitor=monitor, mode=mode, every=every)]
+                               Checkpoint(ckdir, monitor=monitor, mode=mode, every=every,
+                                          before_write=getattr(self.tracker, "flush", None))]
         if getattr(cfg, "early_stop", 0) > 0:
             if monitor == "none":
                 from labs.errors import ConfigError

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
 import secrets
 import socket
@@ -180,9 +181,14 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+_PLAIN = (int, str, bool, type(None))
+
+
 def jsonable(v: Any) -> Any:
     """Strict-JSON value (NaN and infinities become null): the one rule of
     `explain.jsonsafe.jsonable`, shared with the explanations' JSON."""
+    if type(v) in _PLAIN or (type(v) is float and math.isfinite(v)):  # every epoch's logs
+        return v
     from explain.jsonsafe import jsonable as rule  # here, not on top: `lab runs` needs no numpy
 
     return rule(v)

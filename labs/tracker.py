@@ -38,6 +38,9 @@ from labs.rundir import jsonable
 WANDB_MODES = ("offline", "online", "disabled")
 INIT_TIMEOUT = 15.0  # seconds an online W&B start may take before the run goes offline
 JOIN_TIMEOUT = 120.0  # the most `finish` waits for the sidecar to send everything to W&B
+# metrics.jsonl is flushed at least this often (seconds) and before every checkpoint write: a
+# SIGKILL loses at most the last second of rows, never those of an epoch a checkpoint holds
+FLUSH_EVERY = 1.0
 
 
 class TrackingWarning(RuntimeWarning):
@@ -54,6 +57,7 @@ class Tracker:
         self.dir = Path(run_dir)
         self.metrics_path = self.dir / "metrics.jsonl"
         self._file = open(self.metrics_path, "a", encoding="utf-8")
+        self._flushed = time.monotonic()
         self._sidecar: Sidecar | None = None
         if wandb_mode != "disabled":
             init = dict(project=project, entity=entity, name=name, id=run_id,
@@ -83,10 +87,18 @@ class Tracker:
             record = {"step": step, "axis": axis, axis: step, "time": round(time.time(), 3),
                       **row}
         self._file.write(json.dumps(record) + "\n")
-        self._file.flush()
+        now = time.monotonic()
+        if now - self._flushed >= FLUSH_EVERY:  # a flush per epoch was a third of the logging
+            self.flush(now)
         if step is not None:
             row = {axis: step, **row}
         self._send("log", row=row, axis=axis if step is not None else None)
+
+    def flush(self, now: float | None = None) -> None:
+        """Write buffered rows to metrics.jsonl now (rows reach it at least every
+        `FLUSH_EVERY` seconds by themselves; a checkpoint write flushes first)."""
+        self._file.flush()
+        self._flushed = time.monotonic() if now is None else now
 
     def forget_after(self, step: int, key: str) -> None:
         """Drop the rows holding `key` logged after `step`: a run killed between logging an

@@ -240,19 +240,26 @@ class _Means:
                 self.targets.append(target)
 
     def result(self) -> dict[str, float]:
-        """The means, with one host sync for all device sums."""
+        """The means: one host sync for all device sums (on the CPU, `.item()` each: cheaper
+        than stacking a handful of scalars)."""
         n = max(self.n, 1)
         sums = dict(self.sums)
+        scale = {}  # a key whose sum is not weighted by the batch sizes: its own denominator
         if self.preds:
-            pred = torch.cat([_predicted(p).reshape(-1) if p.is_floating_point() else
-                              p.reshape(-1) for p in _concat_logits(self.preds)])
-            target = torch.cat([t.reshape(-1) for t in self.targets])
-            sums["acc"] = (pred == target).sum() * (n / max(len(pred), 1))  # a share of preds
+            preds = [_predicted(p).reshape(-1) if p.is_floating_point() else p.reshape(-1)
+                     for p in _concat_logits(self.preds)]
+            targets = [t.reshape(-1) for t in self.targets]
+            pred = preds[0] if len(preds) == 1 else torch.cat(preds)
+            target = targets[0] if len(targets) == 1 else torch.cat(targets)
+            sums["acc"] = (pred == target).sum()  # a share of the predictions (tokens, pixels)
+            scale["acc"] = max(len(pred), 1)
         dev = [k for k, v in sums.items() if isinstance(v, torch.Tensor)]
-        if dev:
-            values = torch.stack([sums[k].double() for k in dev]).div_(n).tolist()
-            sums.update(zip(dev, values))
-        return {k: v if k in dev else v / n for k, v in sums.items()}
+        if dev and sums[dev[0]].device.type != "cpu":
+            values = torch.stack([sums[k].double() for k in dev]).tolist()
+        else:
+            values = [sums[k].item() for k in dev]
+        sums.update(zip(dev, values))
+        return {k: v / scale.get(k, n) for k, v in sums.items()}
 
 
 class Trainer:
@@ -540,6 +547,9 @@ def _channels_last(batch: Any) -> Any:
 
 def _concat_logits(preds: list[torch.Tensor]) -> list[torch.Tensor]:
     """Runs of kept logits of one shape joined into one tensor each (one argmax per run)."""
+    shape = preds[0].shape[1:]
+    if all(p.is_floating_point() and p.shape[1:] == shape for p in preds):  # the usual case
+        return [preds[0] if len(preds) == 1 else torch.cat(preds)]
     groups: list[list[torch.Tensor]] = []
     for p in preds:
         last = groups[-1][-1] if groups else None

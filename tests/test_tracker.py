@@ -12,7 +12,7 @@ import warnings
 import pytest
 from wandb_records import read_run
 
-from labs import Tracker, run
+from labs import Callback, Tracker, checkpoint, run
 from labs.wandb_sidecar import Sink
 
 
@@ -319,3 +319,36 @@ def test_what_a_lab_decides_while_running_joins_its_config(monkeypatch):
     got = read_run(res.dir)["config"]
     assert got["frozen_layers"] == ["body.0"] and got["lr_groups"] == {"head": 0.01}
     assert got["warmup"] == 2 and got["lab"] == "xor-mlp"
+
+
+def test_metrics_rows_are_flushed_at_most_every_second_and_on_flush(tmp_path, monkeypatch):
+    import labs.tracker as tracker_mod
+
+    monkeypatch.setattr(tracker_mod, "FLUSH_EVERY", 3600.0)  # only an explicit flush writes
+    t = Tracker(tmp_path, wandb_mode="disabled")
+    t.log({"loss": 1.0}, step=1, axis="epoch")
+    assert (tmp_path / "metrics.jsonl").read_text() == ""  # buffered: no write per epoch
+    t.flush()
+    assert json.loads((tmp_path / "metrics.jsonl").read_text())["loss"] == 1.0
+    monkeypatch.setattr(tracker_mod, "FLUSH_EVERY", 0.0)  # due: written as it is logged
+    t.log({"loss": 0.5}, step=2, axis="epoch")
+    assert (tmp_path / "metrics.jsonl").read_text().count("loss") == 2
+    t.finish()
+
+
+def test_a_checkpoint_write_flushes_the_rows_of_its_epochs_first(tmp_path, monkeypatch):
+    import labs.tracker as tracker_mod
+
+    monkeypatch.setattr(tracker_mod, "FLUSH_EVERY", 3600.0)  # no timed flush: only the write's
+    seen = []
+
+    class Spy(Callback):  # after the checkpoint's epoch start: last.pt, and the rows on disk
+        def on_epoch_start(self, trainer, epoch):
+            (d,) = (tmp_path / "xor-mlp").iterdir()
+            if (ck := d / "checkpoints" / "last.pt").exists():
+                rows = (d / "metrics.jsonl").read_text().count("train_loss")
+                seen.append((checkpoint.load(ck)["epoch"], rows))
+
+    run("xor-mlp", epochs=4, checkpoint_every="1 epochs", explain=False, track=False,
+        runs_dir=tmp_path, callbacks=[Spy()])
+    assert seen == [(1, 1), (2, 2), (3, 3)]  # every epoch last.pt holds has its row on disk
