@@ -57,6 +57,78 @@ def train_mlp(x: np.ndarray, y: np.ndarray, epochs: int = 5) -> torch.nn.Module:
     return model.eval()
 
 
+def per_kind(n: int, repeats: int) -> dict[str, dict]:
+    """ms per explanation for each explainer kind the labs use: LIME with its deletion test
+    (`explain(..., figures=False)`), the KernelSHAP comparison beside it (tabular subjects:
+    the tabular labs and the RL policies), and the figure. Untrained small models: LIME's cost
+    is its sampling and local fit, not the model's forward pass."""
+    from explain import shap as shap_mod
+    from explain.base import get_explainer
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+
+    def net(d_in: int, d_out: int) -> torch.nn.Module:
+        return torch.nn.Sequential(torch.nn.Linear(d_in, 32), torch.nn.Tanh(),
+                                   torch.nn.Linear(32, d_out)).eval()
+
+    vocab = "good bad not great awful fine movie plot acting was very the a".split()
+
+    def text_predict(texts: np.ndarray) -> np.ndarray:  # a bag-of-words linear scorer
+        w = np.linspace(-1, 1, len(vocab))
+        counts = np.array([[t.split().count(v) for v in vocab] for t in texts], np.float64)
+        z = counts @ w
+        return np.stack([1 / (1 + np.exp(z)), 1 / (1 + np.exp(-z))], axis=1)
+
+    digits = load_digits()
+    x64 = (digits.data / 16.0).astype(np.float32)
+    iris_like = rng.normal(size=(150, 4)).astype(np.float32)
+    cart = rng.normal(scale=(1.0, 0.5, 0.1, 0.5), size=(500, 4)).astype(np.float32)
+    subjects = {
+        "tabular, 4 features (iris-mlp)": explain.Subject(
+            "tabular", explain.torch_predict(net(4, 3)), iris_like[:1], train=iris_like),
+        "tabular, 4 features (a CartPole policy)": explain.Subject(
+            "tabular", explain.torch_predict(net(4, 2)), cart[:1], train=cart),
+        "tabular, 64 features (digits as a table)": explain.Subject(
+            "tabular", explain.torch_predict(net(64, 10)), x64[:1], train=x64[:500]),
+        "image, 8x8 digit, 16 grid segments (digits-mlp)": explain.Subject(
+            "image", explain.torch_predict(net(64, 10)), x64[:1], image_shape=(8, 8)),
+        "text, 12 words (sentiment-rnn)": explain.Subject(
+            "text", text_predict,
+            np.array(["the movie was not good the plot was very bad acting fine"])),
+    }
+    out = {}
+    for name, subject in subjects.items():
+        def lime_call(subject=subject):
+            return explain.explain(subject, None, n=1, num_samples=n, figures=False)
+
+        report = lime_call()  # warm-up (imports, first calls)
+        lime_ms = statistics.median(timed(lime_call) for _ in range(max(3, repeats // 4)))
+        shap_ms = None
+        if subject.kind == "tabular":
+            e = report.explanations[0]
+
+            def shap_call(subject=subject, e=e):
+                shap_mod.compare(subject, e, 0)
+
+            shap_call()
+            shap_ms = statistics.median(timed(shap_call) for _ in range(max(3, repeats // 4)))
+        explainer = get_explainer(subject.kind)()
+        explainer.prepare(subject)
+        e = report.explanations[0]
+        fig_ms = []
+        for _ in range(3):
+            t = time.perf_counter()
+            fig = explainer.figure(subject, e)
+            fig.set_dpi(100)
+            FigureCanvasAgg(fig).print_png(io.BytesIO())  # as explain.runner saves it
+            fig_ms.append((time.perf_counter() - t) * 1e3)
+        out[name] = {"lime_ms": round(lime_ms, 2),
+                     "shap_ms": None if shap_ms is None else round(shap_ms, 2),
+                     "figure_ms": round(statistics.median(fig_ms), 1)}
+    return out
+
+
 def timed(fn) -> float:
     t = time.perf_counter()
     fn()
@@ -125,6 +197,8 @@ def main() -> None:
         FigureCanvasAgg(fig).print_png(io.BytesIO())  # as explain.runner saves it
         fig_ms.append((time.perf_counter() - t) * 1e3)
 
+    kinds = per_kind(n, args.repeats)
+
     print(f"python {platform.python_version()} · numpy {np.__version__} · torch {torch.__version__}"
           f" ({torch.get_num_threads()} threads) · lime {version('lime')}"
           f" · scikit-learn {sklearn.__version__} · scikit-image {skimage.__version__}")
@@ -137,6 +211,12 @@ def main() -> None:
         med = statistics.median(ts)
         print(f"{name:<58} {med:>10.1f} {min(ts):>8.1f} "
               f"{med / ref_med:>11.2f}x / {min(ts) / ref_min:.2f}x")
+    print(f"\nper explainer kind ({n} perturbations, median of {max(3, args.repeats // 4)} after a "
+          f"warm-up):")
+    print(f"{'kind (model)':<48} {'LIME ms':>8} {'KernelSHAP ms':>14} {'figure ms':>10}")
+    for name, k in kinds.items():
+        shap_ms = "-" if k["shap_ms"] is None else f"{k['shap_ms']:.1f}"
+        print(f"{name:<48} {k['lime_ms']:>8.1f} {shap_ms:>14} {k['figure_ms']:>10.0f}")
     print(f"\nfigure rendering per explanation (3-panel PNG, dpi 100): median "
           f"{statistics.median(fig_ms):.0f} ms, min {min(fig_ms):.0f} ms (not in the ratio)")
     result = {"machine": _common.machine(), "repeats": args.repeats,
@@ -146,7 +226,7 @@ def main() -> None:
                                   "min": round(min(ts), 2),
                                   "ratio_median": round(statistics.median(ts) / ref_med, 3)}
                            for name, ts in times.items()},
-              "figure_ms": round(statistics.median(fig_ms), 1)}
+              "figure_ms": round(statistics.median(fig_ms), 1), "kinds": kinds}
     if not args.no_write:
         print(f"wrote {_common.write('explain', result)}")
 

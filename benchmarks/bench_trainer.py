@@ -4,6 +4,8 @@ The same model on every side: the digits MLP 64 -> 64 ReLU -> 10, no dropout, Ad
 30 epochs, standardized 80/20 split, seed 0, at batch 64 and batch 256. Variants:
 
     hand        a hand-written loop slicing tensors with randperm (the reference)
+    hand-metrics  the same loop also logging the epoch's mean loss and accuracy, the way the
+                PyTorch tutorials do (`.item()` per batch): what the trainer's metrics replace
     trainer     the bare `Trainer` (no callbacks)
     fit         `run.fit` with its default callbacks, W&B off (`track=False`)
     fit-wandb   `run.fit` with its default callbacks, W&B offline (the `lab run` default)
@@ -35,6 +37,7 @@ import _common  # noqa: E402
 
 VARIANTS = {
     "hand": "hand-written loop (randperm slices)",
+    "hand-metrics": "hand loop + epoch loss/accuracy (`.item()` per batch)",
     "trainer": "bare `Trainer`",
     "fit": "`run.fit`, default callbacks, W&B off",
     "fit-wandb": "`run.fit`, default callbacks, W&B offline",
@@ -73,6 +76,31 @@ def work_hand(data, batch: int, epochs: int, threads: int) -> tuple[float, float
             opt.zero_grad()
             loss_fn(model(x[idx]), y[idx]).backward()
             opt.step()
+    return time.perf_counter() - t, _acc(model, data)
+
+
+def work_hand_metrics(data, batch: int, epochs: int, threads: int) -> tuple[float, float]:
+    import torch
+
+    torch.manual_seed(0)
+    model = _model()
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    x, y = data.train.x, data.train.y
+    history = []
+    t = time.perf_counter()
+    for _ in range(epochs):
+        model.train()
+        total = correct = 0.0
+        for idx in torch.randperm(len(x)).split(batch):
+            opt.zero_grad()
+            out = model(x[idx])
+            loss = loss_fn(out, y[idx])
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(idx)
+            correct += (out.argmax(1) == y[idx]).sum().item()
+        history.append((total / len(x), correct / len(x)))
     return time.perf_counter() - t, _acc(model, data)
 
 

@@ -106,7 +106,14 @@ def explain_table(d: dict) -> str:
             for k, v in d["variants"].items()]
     return (f"{d['setting']}; ms per explanation:\n\n"
             + table(["variant", "median ms", "min ms", "ratio (median)"], rows)
-            + f"\n\nfigure rendering per image explanation: {d['figure_ms']:.0f} ms (median)")
+            + f"\n\nfigure rendering per image explanation: {d['figure_ms']:.0f} ms (median)"
+            + ("" if "kinds" not in d else
+               "\n\nPer explainer kind, ms per explanation (LIME with its deletion test; the "
+               "KernelSHAP comparison the tabular labs and RL policies add; the figure):\n\n"
+               + table(["kind (as in the lab)", "LIME ms", "KernelSHAP ms", "figure ms"],
+                       [[k, f"{v['lime_ms']:.1f}",
+                         "-" if v["shap_ms"] is None else f"{v['shap_ms']:.1f}",
+                         f"{v['figure_ms']:.0f}"] for k, v in d["kinds"].items()])))
 
 
 def cnn_epoch_table(d: dict) -> str:
@@ -215,7 +222,9 @@ def summary() -> str:
         for b, rows in t["batches"].items():
             r = {v: x["ratio_to_hand"]["median"] for v, x in rows.items()}
             hand = rows["hand"]["ms_per_epoch"]["median"]
-            parts = [f"bare `Trainer` {r['trainer']:.2f}x", f"`run.fit` {r['fit']:.2f}x",
+            parts = ([f"the same loop logging loss and accuracy {r['hand-metrics']:.2f}x"]
+                     if "hand-metrics" in r else [])
+            parts += [f"bare `Trainer` {r['trainer']:.2f}x", f"`run.fit` {r['fit']:.2f}x",
                      f"with W&B offline {r['fit-wandb']:.2f}x"]
             if "lightning" in r:
                 parts.append(f"Lightning {r['lightning']:.2f}x")
