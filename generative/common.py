@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from labs import Dataset, Split, SplitConfig, datasets, option
+from labs import Dataset, ImageOptions, Split, SplitConfig, datasets, image_options
 
 SIDE = 8  # the digits are 8x8
 DATASETS = ("digits", "mnist", "fashion-mnist")  # grey, square: what these labs can draw
@@ -43,23 +43,21 @@ def digits01(*, test_size: float, val_size: float, seed: int,
         extras={**lab.extras, "labels": labels, "binary": binarize})
 
 
-@dataclasses.dataclass
-class ImageDataConfig(SplitConfig):
-    """The data options every generative lab shares: which grey images, from where."""
-
-    dataset: str = option("digits", "digits: scikit-learn's 8x8 (no download); mnist / "
-                                    "fashion-mnist: 28x28, read from data_dir with torchvision "
-                                    "(their own test split: test_size is not used)",
-                          choices=DATASETS)
-    data_dir: str = option("data", "folder holding MNIST/ or FashionMNIST/ (downloaded there "
-                                   "when possible)")
-    download: bool = option(True, "try to download a missing data set (needs the network)")
+class GreyImages(ImageOptions):
+    """The generative labs' load call, on a config with `image_options(DATASETS)`'s keys."""
 
     def images(self, binarize: bool = False) -> Dataset:
-        """The configured data set as unlabelled [0, 1] images (`images01`)."""
+        """The configured data set as unlabelled [0, 1] images (`images01`), `val_size` of
+        them held out where the config has one."""
         return images01(self.dataset, data_dir=self.data_dir, download=self.download,
-                        test_size=self.test_size, val_size=self.val_size, seed=self.seed,
-                        binarize=binarize)
+                        test_size=self.test_size, val_size=getattr(self, "val_size", 0.0),
+                        seed=self.seed, binarize=binarize)
+
+
+@dataclasses.dataclass
+class ImageDataConfig(GreyImages, image_options(DATASETS), SplitConfig):
+    """The data options the autoencoder labs and the VAE share: which grey images, from where
+    (`dataset`, `data_dir`, `download`), and the splits."""
 
 
 def images01(dataset: str, *, data_dir: str = "data", download: bool = True,

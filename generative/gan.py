@@ -20,12 +20,24 @@ from torch import nn
 from torch.nn import functional as F
 
 from generative import quality
-from generative.common import grid, images, images01, side, tile, write_gif
-from labs import Callback, Lab, TrainConfig, checkpoint, default_subject, models, option, plots
+from generative.common import DATASETS, GreyImages, grid, images, side, tile, write_gif
+from labs import (
+    Callback,
+    Lab,
+    TrainConfig,
+    checkpoint,
+    default_subject,
+    image_options,
+    models,
+    option,
+    plots,
+)
+
+NO_JUDGE = "no digits-FID: its judge knows 8x8 digits only"  # dataset's help: off the digits
 
 
 @dataclass
-class GANConfig(TrainConfig):
+class GANConfig(GreyImages, image_options(DATASETS, note=NO_JUDGE), TrainConfig):
     """What every GAN lab shares: the course's tricks, the progress figures, the score watch."""
 
     noise: int = option(16, "noise dimensions the generator starts from", min=1)
@@ -46,14 +58,6 @@ class GANConfig(TrainConfig):
     keep_best: bool = option(True, "keep the generator of the best digits-FID evaluation, not "
                                    "the last epoch's (GAN losses oscillate)")
     test_size: float = option(0.2, "held-out test fraction (stratified by digit)", gt=0, lt=1)
-    dataset: str = option("digits", "digits: scikit-learn's 8x8 (no download); mnist / "
-                                    "fashion-mnist: 28x28, read from data_dir with torchvision "
-                                    "(their own test split: test_size is not used; no "
-                                    "digits-FID: its judge knows 8x8 digits only)",
-                          choices=("digits", "mnist", "fashion-mnist"))
-    data_dir: str = option("data", "folder holding MNIST/ or FashionMNIST/ (downloaded there "
-                                   "when possible)")
-    download: bool = option(True, "try to download a missing data set (needs the network)")
 
 
 @dataclass
@@ -301,8 +305,7 @@ class DigitsGAN(Lab):
     Config = Config
 
     def data(self, cfg: Config):
-        return images01(cfg.dataset, data_dir=cfg.data_dir, download=cfg.download,
-                        test_size=cfg.test_size, val_size=0.0, seed=cfg.seed)
+        return cfg.images()
 
     def model(self, cfg: Config, data) -> nn.Module:
         return GAN(cfg.noise, cfg.hidden, side(data))

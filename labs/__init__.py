@@ -56,6 +56,8 @@ _EXPORTS = {
     "Split": "labs.data",
     "TensorLoader": "labs.data",
     "make_loader": "labs.data",
+    "image_options": "labs.vision_data",  # dataset / data_dir / download of an image lab
+    "ImageOptions": "labs.vision_data",
     # explanations
     "Subject": "explain",
     "torch_predict": "explain",

@@ -8,17 +8,23 @@ in [0, 1] (`scale="unit"`) or standardized per pixel with the training statistic
 
     data = vision_data.load("mnist", "~/data", val_size=0.1, scale="unit")
 
+A lab that trains on these sets (or the 8x8 digits) declares its `dataset`, `data_dir` and
+`download` keys with `image_options`, one definition for every such lab.
+
 torchvision is imported only here, when a lab asks for one of these sets.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from labs.config import option
 from labs.data import Dataset, Split
 from labs.errors import DataNotFound
 
@@ -50,6 +56,8 @@ SETS = {
                     "cifar-10-python.tar.gz, extracted"),
 }
 NAMES = tuple(SETS)
+DIGITS = "digits"  # scikit-learn's 8x8 digits: ship with it, no download
+CHOICES = (DIGITS, *NAMES)
 
 
 def missing_message(name: str, data_dir: str | Path, reason: str = "") -> str:
@@ -146,3 +154,84 @@ def load(name: str, data_dir: str | Path, *, val_size: float = 0.0, scale: bool 
                    encode=encode, pixel_max=pixel_max,
                    brightness=float(unit.mean()), extras={"dataset": name, "mean": mean,
                                                           "std": std})
+
+
+# -- the config keys -------------------------------------------------------------------------
+
+
+class ImageOptions:
+    """What a config made by `image_options` can do with its keys: load the chosen set."""
+
+    dataset: str
+    data_dir: str
+    download: bool
+
+    def load_images(self, *, scale: bool | str, val_size: float | None = None) -> Dataset:
+        """The configured images with their labels: the digits split `test_size` / `val_size`
+        (`labs.datasets.digits`), a torchvision set with its own test split and `val_size` of
+        its training images held out (`load`), both drawn with the config's `seed`.
+        `val_size` defaults to the config's (0 where it has none)."""
+        val = getattr(self, "val_size", 0.0) if val_size is None else val_size
+        if self.dataset == DIGITS:
+            from labs.datasets import digits
+
+            return digits(test_size=self.test_size, val_size=val, scale=scale, seed=self.seed)
+        return load(self.dataset, self.data_dir, val_size=val, scale=scale, seed=self.seed,
+                    download=self.download)
+
+
+def image_options(choices: Sequence[str] = CHOICES, *, note: str = "") -> type[ImageOptions]:
+    """A config base declaring `dataset` (one of `choices`, "digits" by default when it is
+    one), `data_dir` and `download`, with their help and checks: the one definition of these
+    keys. A family narrows `choices` (the generative labs draw grey squares: no cifar10);
+    `note` adds its caveat to `dataset`'s help. Put it first among the bases (its keys then
+    follow the base config's), and call it with the same arguments to get the same class:
+
+        @dataclass
+        class Config(image_options(), SplitConfig):
+            hidden: list[int] = option([64], "hidden layer widths", min=1)
+
+        data = cfg.load_images(scale=True)
+    """
+    return _options(tuple(choices), note)
+
+
+@functools.cache
+def _options(choices: tuple[str, ...], note: str) -> type[ImageOptions]:
+    unknown = [c for c in choices if c not in CHOICES]
+    if unknown or not set(choices) & set(NAMES):  # a lab's bug, not a user's value
+        raise ValueError(f"image_options(): choose among {', '.join(NAMES)} (and {DIGITS}), "
+                         f"not {choices}")
+
+    @dataclass
+    class Options(ImageOptions):
+        dataset: str = option(DIGITS if DIGITS in choices else choices[0],
+                              dataset_help(choices, note), choices=choices)
+        data_dir: str = option("data", f"folder holding {_folders(choices)} (downloaded there "
+                                       "when possible)")
+        download: bool = option(True, "try to download a missing data set (needs the network)")
+
+    Options.__name__ = Options.__qualname__ = f"ImageOptions[{'|'.join(choices)}]"
+    return Options
+
+
+def dataset_help(choices: Sequence[str], note: str = "") -> str:
+    """`dataset`'s help for `choices`: what each set is and where it comes from, e.g. "digits:
+    scikit-learn's 8x8 (no download); mnist / fashion-mnist (28x28): read from data_dir with
+    torchvision (their own test split: test_size is not used)"."""
+    groups: dict[tuple[int, ...], list[str]] = {}
+    for name in choices:
+        if name in SETS:
+            groups.setdefault(SETS[name].image_shape, []).append(name)
+    sets = ", ".join(f"{' / '.join(names)} ({'x'.join(map(str, shape))})"
+                     for shape, names in groups.items())
+    caveats = "; ".join(["their own test split: test_size is not used", *filter(None, [note])])
+    head = "digits: scikit-learn's 8x8 (no download); " if DIGITS in choices else ""
+    return f"{head}{sets}: read from data_dir with torchvision ({caveats})"
+
+
+def _folders(choices: Sequence[str]) -> str:
+    """"MNIST/, FashionMNIST/ or cifar-10-batches-py/": the folders `load` reads under
+    data_dir."""
+    folders = [SETS[n].folder.split("/")[0] + "/" for n in choices if n in SETS]
+    return " or ".join(filter(None, [", ".join(folders[:-1]), folders[-1]]))

@@ -3,28 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 from torch import nn
 
-from labs import Lab, SplitConfig, datasets, models, option, plots
+from labs import Lab, SplitConfig, image_options, models, option, plots
 
 
 @dataclass
-class Config(SplitConfig):
+class Config(image_options(), SplitConfig):  # dataset, data_dir, download
     hidden: list[int] = option([64], "hidden layer widths", min=1)
     activation: str = option("relu", "hidden activation", choices=tuple(models.ACTIVATIONS))
     dropout: float = option(0.2, "dropout after each hidden layer", min=0, lt=1)
     epochs: int = option(60, "passes over the training data")
     lr: float = option(2e-3, "learning rate (with 10% held out for validation, 1e-3 ends "
                              "below 97% test accuracy for seed 0)")
-    dataset: Literal["digits", "mnist", "fashion-mnist", "cifar10"] = option(
-        "digits", "digits: scikit-learn's 8x8 (no download); the others are read from data_dir "
-                  "with torchvision (their own test split: test_size is not used)")
-    data_dir: str = option("data", "folder holding MNIST/, FashionMNIST/ or "
-                                   "cifar-10-batches-py/ (downloaded there when possible)")
-    download: bool = option(True, "try to download a missing data set (needs the network)")
 
 
 class DigitsMLP(Lab):
@@ -37,11 +30,7 @@ class DigitsMLP(Lab):
     Config = Config
 
     def data(self, cfg: Config):
-        if cfg.dataset != "digits":
-            return datasets.vision(cfg.dataset, cfg.data_dir, val_size=cfg.val_size,
-                                   scale=True, seed=cfg.seed, download=cfg.download)
-        return datasets.digits(test_size=cfg.test_size, val_size=cfg.val_size, scale=True,
-                               seed=cfg.seed)
+        return cfg.load_images(scale=True)
 
     def model(self, cfg: Config, data) -> nn.Module:
         return models.mlp(data.n_features, cfg.hidden, data.n_classes, cfg.activation,

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 from torch import nn
 
-from labs import Lab, SplitConfig, augmented_step, datasets, images, option, plots
+from labs import Lab, SplitConfig, augmented_step, image_options, images, option, plots
 
 
 @dataclass
-class Config(SplitConfig):
+class Config(image_options(), SplitConfig):  # dataset, data_dir, download
     channels: list[int] = option([32, 64], "filters of each 3x3 'same' convolution (ReLU "
                                            "after each; one 2x2 max-pool after the last)", min=1)
     dense: int = option(128, "units of the dense layer after the convolutions", min=1)
@@ -23,12 +22,6 @@ class Config(SplitConfig):
     epochs: int = option(40, "passes over the training data")
     lr: float = option(3e-3, "peak learning rate of the one-cycle schedule")
     lr_schedule: str = option("onecycle", "learning-rate schedule (onecycle steps every batch)")
-    dataset: Literal["digits", "mnist", "fashion-mnist", "cifar10"] = option(
-        "digits", "digits: scikit-learn's 8x8 (no download); the others are read from data_dir "
-                  "with torchvision (their own test split: test_size is not used)")
-    data_dir: str = option("data", "folder holding MNIST/, FashionMNIST/ or "
-                                   "cifar-10-batches-py/ (downloaded there when possible)")
-    download: bool = option(True, "try to download a missing data set (needs the network)")
 
 
 class ChannelsFirst(nn.Module):
@@ -89,11 +82,7 @@ class DigitsCNN(Lab):
     Config = Config
 
     def data(self, cfg: Config):
-        if cfg.dataset != "digits":
-            return datasets.vision(cfg.dataset, cfg.data_dir, val_size=cfg.val_size,
-                                   scale="unit", seed=cfg.seed, download=cfg.download)
-        return datasets.digits(test_size=cfg.test_size, val_size=cfg.val_size, scale="unit",
-                               seed=cfg.seed)
+        return cfg.load_images(scale="unit")
 
     def model(self, cfg: Config, data) -> nn.Module:
         return cnn(cfg.channels, cfg.dense, data.n_classes, cfg.conv_dropout, cfg.dropout,

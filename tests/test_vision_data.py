@@ -145,3 +145,116 @@ def test_colour_shifts_move_pixels_not_channels():
     out = shifts(1, (4, 4, 3))(img.reshape(1, -1)).reshape(4, 4, 3)
     (y, x), = {tuple(p[:2]) for p in out.nonzero().tolist()}  # one pixel, all three channels
     assert out[y, x].tolist() == [1.0, 2.0, 3.0] and abs(y - 1) <= 1 and abs(x - 1) <= 1
+
+
+# -- image_options: the one definition of dataset / data_dir / download ----------------------
+
+IMAGE_LABS = {  # lab: (the choices of its family, whether its dataset help has a caveat)
+    "digits-mlp": (vd.CHOICES, False), "digits-cnn": (vd.CHOICES, False),
+    **{lab: (("digits", "mnist", "fashion-mnist"), lab in ("gan", "dcgan"))
+       for lab in ("autoencoder", "denoising-ae", "anomaly-ae", "pca-vs-ae", "vae", "gan",
+                   "dcgan")},
+}
+KEYS = ("dataset", "data_dir", "download")
+
+
+def _keys(config_cls) -> dict:
+    from labs import config
+
+    return {f.name: f for f in config.fields(config_cls) if f.name in KEYS}
+
+
+@pytest.mark.parametrize("lab", sorted(IMAGE_LABS))
+def test_every_image_lab_takes_its_data_keys_from_image_options(lab):
+    from labs import registry
+
+    choices, caveat = IMAGE_LABS[lab]
+    cls = registry.discover().get(lab).load().Config
+    assert issubclass(cls, vd.ImageOptions)
+    got, shared = _keys(cls), _keys(vd.image_options(choices))
+    assert got["dataset"].choices == choices and got["dataset"].default == "digits"
+    assert got["data_dir"] == shared["data_dir"] and got["download"] == shared["download"]
+    # the family's help, word for word; a caveat only goes inside its closing parenthesis
+    base = shared["dataset"].help
+    assert (got["dataset"].help.startswith(base[:-1] + "; ") if caveat
+            else got["dataset"].help == base)
+
+
+def test_the_option_help_says_the_same_in_every_family():
+    full, grey = (_keys(vd.image_options(c)) for c in (vd.CHOICES, ("digits", "mnist",
+                                                                    "fashion-mnist")))
+    assert full["download"].help == grey["download"].help == (
+        "try to download a missing data set (needs the network)")
+    assert full["data_dir"].help == ("folder holding MNIST/, FashionMNIST/ or "
+                                     "cifar-10-batches-py/ (downloaded there when possible)")
+    assert grey["data_dir"].help == ("folder holding MNIST/ or FashionMNIST/ (downloaded "
+                                     "there when possible)")
+    assert full["dataset"].help == (
+        "digits: scikit-learn's 8x8 (no download); mnist / fashion-mnist (28x28), cifar10 "
+        "(32x32x3): read from data_dir with torchvision (their own test split: test_size is "
+        "not used)")
+    assert grey["dataset"].help == full["dataset"].help.replace(", cifar10 (32x32x3)", "")
+
+
+def test_image_options_is_one_class_per_family_and_refuses_unknown_sets():
+    assert vd.image_options() is vd.image_options(list(vd.CHOICES))
+    assert vd.image_options(("digits", "mnist")) is not vd.image_options()
+    with pytest.raises(ValueError, match="svhn"):
+        vd.image_options(("digits", "svhn"))
+    with pytest.raises(ValueError):
+        vd.image_options(("digits",))  # nothing for data_dir to hold
+
+
+def test_a_family_that_narrows_the_choices_refuses_cifar10_in_one_line(cli, runs_dir):
+    from dataclasses import dataclass
+
+    from labs import ConfigError, SplitConfig, config
+
+    @dataclass
+    class Grey(vd.image_options(("digits", "mnist"), note="grey only"), SplitConfig):
+        pass
+
+    with pytest.raises(ConfigError) as e:
+        config.build(Grey, {"dataset": "cifar10"})
+    assert str(e.value) == "bad value for 'dataset' (--set): 'cifar10'; choose one of digits, mnist"
+    assert "grey only)" in _keys(Grey)["dataset"].help
+    for lab in ("autoencoder", "gan"):  # the generative labs, from the command line
+        code, _, err = cli("run", lab, "--set", "dataset=cifar10", "--no-track")
+        assert code == 2 and err.count("\n") == 1
+        assert err.strip().endswith("'cifar10'; choose one of digits, mnist, fashion-mnist")
+    assert not runs_dir.exists()
+
+
+def test_load_images_is_the_digits_or_the_torchvision_set(tmp_path):
+    from dataclasses import dataclass
+
+    import torch
+
+    from labs import SplitConfig, config, datasets
+
+    @dataclass
+    class Config(vd.image_options(), SplitConfig):
+        pass
+
+    cfg = config.build(Config, {"seed": "3", "val_size": "0.2"})
+    a, b = cfg.load_images(scale="unit"), datasets.digits(test_size=0.2, val_size=0.2,
+                                                          scale="unit", seed=3)
+    assert torch.equal(a.train.x, b.train.x) and torch.equal(a.val.y, b.val.y)
+    write_idx(tmp_path / "MNIST" / "raw")
+    cfg = config.build(Config, {"dataset": "mnist", "data_dir": str(tmp_path),
+                                "download": "false"})
+    data = cfg.load_images(scale=True, val_size=0.25)
+    assert data.image_shape == (28, 28) and len(data.val.x) == 10 and len(data.test.x) == 20
+    with pytest.raises(DataNotFound, match="download=false"):
+        config.build(Config, {"dataset": "cifar10", "data_dir": str(tmp_path),
+                              "download": "false"}).load_images(scale=True)
+
+
+def test_no_lab_declares_the_image_data_keys_again():
+    root = Path(__file__).resolve().parents[1]
+    for pkg in ("supervised", "generative", "agents", "explain", "labs"):
+        for path in (root / pkg).rglob("*.py"):
+            if path.name != "vision_data.py":
+                text = path.read_text()
+                assert "data_dir: str = option(" not in text, path
+                assert "download: bool = option(" not in text, path
