@@ -197,17 +197,22 @@ def augmented_step(transform: Callable[[Any], Any], step: StepFn = supervised_st
 
 
 class _Means:
-    """Batch-size-weighted means of the scalars steps return, and accuracy, on the device."""
+    """Batch-size-weighted means of the scalars steps return, and accuracy, on the device.
 
-    def __init__(self, acc: bool, keep: bool = False):
-        self.sums: dict[str, Any] = {}
+    Each batch's values are kept as they come (no arithmetic per step: an `add_` per batch was
+    a few percent of a small model's epoch) and reduced once, in `result`; the kept values also
+    tell which batch first went NaN."""
+
+    def __init__(self, acc: bool):
+        self.values: dict[str, list[tuple[Any, int, int]]] = {}  # key: [(value, n, batch)]
         self.acc = acc
         self.preds: list[torch.Tensor] = []  # compared with the targets once, at the end
         self.targets: list[torch.Tensor] = []
-        self.n = 0
-        self.per_batch: dict[str, list] | None = {} if keep else None  # to find a NaN's batch
+        self.batches = 0
 
     def add(self, out: dict[str, Any], batch: Batch, n: int) -> None:
+        i = self.batches
+        self.batches += 1
         for k, v in out.items():
             if k == "out":
                 continue
@@ -219,16 +224,10 @@ class _Means:
                 v = v.detach()
             elif not isinstance(v, (int, float)) or isinstance(v, bool):
                 continue
-            s = self.sums.get(k)
-            if s is None:
-                self.sums[k] = v.float() * n if isinstance(v, torch.Tensor) else float(v) * n
-            elif isinstance(s, torch.Tensor):
-                s.add_(v, alpha=n)
-            else:
-                self.sums[k] = s + v * n
-            if self.per_batch is not None:
-                self.per_batch.setdefault(k, []).append(v)
-        self.n += n
+            kept = self.values.get(k)
+            if kept is None:
+                self.values[k] = kept = []
+            kept.append((v, n, i))
         if self.acc and "out" in out:
             target = split_batch(batch)[2]
             if isinstance(target, torch.Tensor):
@@ -240,11 +239,27 @@ class _Means:
                 self.targets.append(target)
 
     def result(self) -> dict[str, float]:
-        """The means: one host sync for all device sums (on the CPU, `.item()` each: cheaper
-        than stacking a handful of scalars)."""
-        n = max(self.n, 1)
-        sums = dict(self.sums)
-        scale = {}  # a key whose sum is not weighted by the batch sizes: its own denominator
+        """The means (a key's over the batches that returned it): one host sync for all device
+        sums (on the CPU, `.item()` each: cheaper than stacking a handful of scalars)."""
+        sums: dict[str, Any] = {}
+        counts: dict[str, int] = {}
+        for k, kept in self.values.items():
+            values = [v for v, _, _ in kept]
+            ns = [n for _, n, _ in kept]
+            counts[k] = max(sum(ns), 1)
+            tensors = [v for v in values if isinstance(v, torch.Tensor)]
+            if not tensors:
+                sums[k] = float(sum(v * n for v, n in zip(values, ns)))
+                continue
+            dev = tensors[0].device
+            if dev.type == "cpu":  # .item() costs nothing here: no device to wait for
+                sums[k] = math.fsum((v.item() if isinstance(v, torch.Tensor) else v) * n
+                                    for v, n in zip(values, ns))
+                continue
+            if len(tensors) < len(values):
+                values = [torch.as_tensor(v, device=dev) for v in values]
+            stacked = torch.stack([v.float() for v in values])
+            sums[k] = stacked @ torch.tensor(ns, dtype=stacked.dtype, device=dev)
         if self.preds:
             preds = [_predicted(p).reshape(-1) if p.is_floating_point() else p.reshape(-1)
                      for p in _concat_logits(self.preds)]
@@ -252,14 +267,25 @@ class _Means:
             pred = preds[0] if len(preds) == 1 else torch.cat(preds)
             target = targets[0] if len(targets) == 1 else torch.cat(targets)
             sums["acc"] = (pred == target).sum()  # a share of the predictions (tokens, pixels)
-            scale["acc"] = max(len(pred), 1)
+            counts["acc"] = max(len(pred), 1)
         dev = [k for k, v in sums.items() if isinstance(v, torch.Tensor)]
         if dev and sums[dev[0]].device.type != "cpu":
             values = torch.stack([sums[k].double() for k in dev]).tolist()
         else:
             values = [sums[k].item() for k in dev]
         sums.update(zip(dev, values))
-        return {k: v / scale.get(k, n) for k, v in sums.items()}
+        return {k: v / counts[k] for k, v in sums.items()}
+
+    def first_bad(self, key: str) -> tuple[int, Any]:
+        """(batch index, value) of the first non-finite value of `key` this epoch."""
+        kept = self.values[key]
+        finite = torch.isfinite(torch.stack([torch.as_tensor(v, dtype=torch.float32)
+                                             .reshape(()).cpu() for v, _, _ in kept]))
+        bad = (~finite).nonzero()
+        if not len(bad):  # every batch finite: the sum overflowed
+            return len(kept) - 1, float("inf")
+        j = int(bad[0, 0])
+        return kept[j][2], kept[j][0]
 
 
 class Trainer:
@@ -404,7 +430,7 @@ class Trainer:
         return self.history
 
     def _train_epoch(self, train: Iterable[Batch], epoch: int) -> dict[str, float]:
-        means = _Means("acc" in self.metrics, keep=True)
+        means = _Means("acc" in self.metrics)
         starts = self._overriding("on_batch_start")
         ends = self._overriding("on_batch_end")
         per_step = self._schedulers() if self.scheduler_interval == "step" else []
@@ -427,19 +453,16 @@ class Trainer:
             logs["train_grad_norm"] = float(self._norms) / self._norm_count
         bad = [k for k, v in logs.items() if not math.isfinite(v) and k != "train_acc"]
         if bad:
-            self._diverged(epoch, step0, means.per_batch, [k[len("train_"):] for k in bad])
+            self._diverged(epoch, step0, means, [k[len("train_"):] for k in bad])
         return logs
 
-    def _diverged(self, epoch: int, step0: int, per_batch: dict[str, list],
-                  keys: list[str]) -> None:
+    def _diverged(self, epoch: int, step0: int, means: _Means, keys: list[str]) -> None:
         """Raise `TrainingDiverged` naming the first batch whose loss was not finite."""
-        firsts = []
-        for k in keys:
-            finite = torch.isfinite(torch.stack([torch.as_tensor(v, dtype=torch.float32)
-                                                 .reshape(()).cpu() for v in per_batch[k]]))
-            firsts.append((int((~finite).nonzero()[0, 0]), k))
-        idx, key = min(firsts)
-        value = per_batch[key][idx]
+        firsts = [(*means.first_bad(k), k) for k in keys if k in means.values]
+        if not firsts:  # only the gradient norm: no batch of its own to name
+            raise TrainingDiverged(f"training diverged: {', '.join(keys)} not finite at epoch "
+                                   f"{epoch}; lower the learning rate or set grad_clip")
+        idx, value, key = min(firsts, key=lambda f: (f[0], f[2]))
         raise TrainingDiverged(
             f"training diverged: {key} became {float(value)} at epoch {epoch}, global step "
             f"{step0 + idx + 1} (batch {idx}); lower the learning rate or set grad_clip")
