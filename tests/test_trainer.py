@@ -306,6 +306,45 @@ def test_infinite_lr_diverges_with_epoch_and_step():
     assert t.epoch == 0 and t.history.epochs == []
 
 
+def test_a_key_is_averaged_over_the_batches_that_returned_it():
+    # a step that reports `extra` on every other batch only (a GAN's generator every k steps)
+    def step(trainer, batch):
+        trainer.calls = getattr(trainer, "calls", 0) + 1
+        out = {"loss": torch.tensor(float(trainer.calls)), "plain": 2.0}
+        if trainer.calls % 2:
+            out["extra"] = torch.tensor(10.0 * trainer.calls)
+        return out
+
+    t = Trainer(nn.Linear(3, 2), None, epochs=1, step=step, metrics=())
+    hist = t.fit(TensorLoader(_data(48), 16, shuffle=False))  # batches 1, 2, 3 of 16
+    assert hist.last["train_loss"] == pytest.approx(2.0)  # (1 + 2 + 3) / 3
+    assert hist.last["train_extra"] == pytest.approx(20.0)  # (10 + 30) / 2, not / 3
+    assert hist.last["train_plain"] == pytest.approx(2.0)
+
+
+def test_a_nan_gradient_norm_alone_is_a_divergence_with_one_line():
+    model = nn.Linear(3, 2)
+
+    def step(trainer, batch):
+        x, y = batch
+        loss = nn.functional.cross_entropy(trainer.model(x), y)
+        loss.backward()
+        before = [p.detach().clone() for p in trainer.model.parameters()]
+        for p in trainer.model.parameters():
+            p.grad.fill_(float("nan"))
+        trainer.optimizer_step(trainer.optimizer)  # measures the (NaN) norm, then steps
+        with torch.no_grad():  # ... but the weights, and so the loss, stay finite
+            for p, b in zip(trainer.model.parameters(), before, strict=True):
+                p.copy_(b)
+        return {"loss": loss.detach()}
+
+    t = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.0), grad_clip=1.0, epochs=2,
+                step=step, metrics=())
+    with pytest.raises(TrainingDiverged, match=r"^training diverged: grad_norm not finite at "
+                                               r"epoch 1"):
+        t.fit(TensorLoader(_data(), 16))
+
+
 def test_two_callbacks_with_one_state_key_are_refused():
     model = nn.Linear(3, 2)
     t = Trainer(model, None, epochs=1, callbacks=[EarlyStopping(2), EarlyStopping(3)])
