@@ -61,6 +61,52 @@ def cpu_copy(obj: Any) -> Any:
     return obj
 
 
+class BestWeights:
+    """The model weights of the best epoch so far: a CPU copy, in buffers reused across
+    improvements (a monitor that improves every epoch does not allocate a model's worth of
+    tensors every epoch). `Checkpoint` (for best.pt) and `EarlyStopping(restore_best=True)`
+    each keep one."""
+
+    def __init__(self):
+        self.weights: dict[str, Any] | None = None
+        self._buf: dict[str, Any] | None = None
+
+    def keep(self, trainer: Trainer) -> dict[str, Any]:
+        """Copy the trainer's model weights (inside DDP / torch.compile wrappers, so the keys
+        are the plain module's) into the buffers; returns them."""
+        from labs import distributed
+
+        weights = distributed.unwrap(trainer.model).state_dict()
+        buf = self._buf
+        if (buf is None or buf.keys() != weights.keys() or any(
+                not isinstance(v, torch.Tensor) or buf[k].shape != v.shape
+                or buf[k].dtype != v.dtype for k, v in weights.items())):
+            self._buf = buf = cpu_copy(weights)
+        else:
+            with torch.no_grad():
+                for k, v in weights.items():
+                    buf[k].copy_(v)
+        self.weights = buf
+        return buf
+
+    def hand_off(self) -> None:
+        """The buffers now belong to someone else (a background write): forget them; the
+        next `keep` allocates new ones."""
+        self._buf = self.weights = None
+
+    def load(self, weights: dict[str, Any]) -> None:
+        """Weights from a checkpoint (perhaps mapped to the GPU): kept as our own CPU copy."""
+        self._buf = self.weights = cpu_copy(weights)
+
+    def restore(self, trainer: Trainer) -> None:
+        """Load the kept weights into the trainer's model."""
+        from labs import distributed
+
+        model = distributed.unwrap(trainer.model)
+        with torch.no_grad():
+            model.load_state_dict(self.weights)
+
+
 class Checkpoint(Callback):
     """`last.pt` (everything needed to resume) and `best.pt` (the best weights by `monitor`).
 
@@ -95,8 +141,8 @@ class Checkpoint(Callback):
         self.every, self.unit = parse_interval(every)
         self.best = math.inf if self.mode == "min" else -math.inf
         self.best_epoch = 0
+        self._best = BestWeights()
         self._best_weights: dict[str, torch.Tensor] | None = None  # not yet in best.pt
-        self._best_buf: dict[str, torch.Tensor] | None = None  # reused by every improvement
         self._snapshot: dict[str, Any] | None = None
         self._snapshot_cost = self._snapshot_time = 0.0
         self._saved_at: tuple[int, int] | None = None  # (epoch, global step) in last.pt
@@ -130,22 +176,7 @@ class Checkpoint(Callback):
         value = _monitored(self, logs)
         if value is not None and _better(value, self.best, self.mode):
             self.best, self.best_epoch = value, epoch
-            model = getattr(trainer.model, "_orig_mod", trainer.model)
-            self._best_weights = self._copy_into_buffer(model.state_dict())
-
-    def _copy_into_buffer(self, weights: dict[str, Any]) -> dict[str, Any]:
-        """A CPU copy of `weights` in buffers reused across improvements: a monitor that
-        improves every epoch no longer allocates a model's worth of tensors every epoch."""
-        buf = self._best_buf
-        if (buf is None or buf.keys() != weights.keys() or any(
-                not isinstance(v, torch.Tensor) or buf[k].shape != v.shape
-                or buf[k].dtype != v.dtype for k, v in weights.items())):
-            self._best_buf = buf = cpu_copy(weights)
-            return buf
-        with torch.no_grad():
-            for k, v in weights.items():
-                buf[k].copy_(v)
-        return buf
+            self._best_weights = self._best.keep(trainer)
 
     def on_fit_end(self, trainer: Trainer) -> None:
         # written in the background from a copy: the lab evaluates, plots and explains (or
@@ -192,7 +223,7 @@ class Checkpoint(Callback):
         state = {"model": self._best_weights, "epoch": self.best_epoch, self.monitor: self.best}
         if background:  # the buffer goes with the write; a later improvement gets a new one
             checkpoint.save_in_background(state, self.dir / "best.pt")
-            self._best_buf = None
+            self._best.hand_off()
         else:
             checkpoint.save(state, self.dir / "best.pt")
         self._best_weights = None
@@ -209,19 +240,29 @@ class EarlyStopping(Callback):
     """Stop when `monitor` has not improved by `min_delta` for `patience` epochs.
 
     `mode` is inferred from the name when not given (`val_acc`: max, `val_loss`: min).
+    `restore_best=True` (Keras' `restore_best_weights`): when the fit ends, stopped early or
+    not, the model gets back the weights of its best epoch (`best_epoch`), so what is
+    evaluated next is the epoch early stopping chose, not the `patience` epochs after it. It
+    keeps a CPU copy of those weights, which goes into `last.pt` with the callback's state, so
+    a resumed run restores the same epoch. Place it after `Checkpoint` (as `Run.fit` does):
+    `last.pt` then keeps the last epoch's weights, the state a resume continues from. Off by
+    default here, as in Keras; `Run.fit` sets it from `cfg.restore_best` (on by default).
 
-    >>> EarlyStopping(patience=5, monitor="val_acc")
+    >>> EarlyStopping(patience=5, monitor="val_acc", restore_best=True)
     """
 
     def __init__(self, patience: int, monitor: str = "val_loss", mode: str | None = None,
-                 min_delta: float = 0.0):
+                 min_delta: float = 0.0, restore_best: bool = False):
         self.patience = patience
         self.monitor = monitor
         self.mode = _mode(monitor, mode)
         self.min_delta = min_delta
+        self.restore_best = restore_best
         self.best = math.inf if self.mode == "min" else -math.inf
+        self.best_epoch = 0
         self.wait = 0
         self.stopped_epoch = 0
+        self._best = BestWeights()
 
     @property
     def state_key(self) -> str:
@@ -233,18 +274,38 @@ class EarlyStopping(Callback):
             return
         delta = -self.min_delta if self.mode == "min" else self.min_delta
         if _better(value, self.best + delta, self.mode):
-            self.best, self.wait = value, 0
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            if self.restore_best:
+                self._best.keep(trainer)
         else:
             self.wait += 1
             if self.wait >= self.patience:
                 trainer.should_stop = True
                 self.stopped_epoch = epoch
 
+    def on_fit_end(self, trainer: Trainer) -> None:
+        if not self.restore_best or self.best_epoch in (0, trainer.epoch):
+            return  # nothing watched, or the best epoch is the last: nothing to restore
+        if self._best.weights is None:
+            import warnings
+
+            warnings.warn(f"EarlyStopping: the weights of the best epoch ({self.best_epoch}) "
+                          f"are not in the checkpoint this fit resumed from; the model keeps "
+                          f"those of epoch {trainer.epoch}", RuntimeWarning, stacklevel=2)
+            return
+        self._best.restore(trainer)
+
     def state_dict(self) -> dict[str, Any]:
-        return {"best": self.best, "wait": self.wait}
+        state = {"best": self.best, "wait": self.wait, "best_epoch": self.best_epoch}
+        if self.restore_best and self._best.weights is not None:
+            state["weights"] = self._best.weights  # a resumed run restores the same epoch
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best, self.wait = state["best"], state["wait"]
+        self.best_epoch = state.get("best_epoch", 0)
+        if self.restore_best and state.get("weights") is not None:
+            self._best.load(state["weights"])
 
 
 class ProgressBar(Callback):

@@ -270,6 +270,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
             f"{r.headline}={r.value}" if r.headline else "-")
         if r.status in ("died", "interrupted"):
             head += f"  (resume: {r.resume_command})"
+        if r.parent:
+            head += f"  (part of {r.parent})"
         print(f"{r.lab:<18} {r.id:<22} {r.created:<20} {r.status:<12} {head}")
     return 0
 

@@ -116,6 +116,8 @@ class TrainConfig(LabConfig):
                               choices=("none", "cosine", "step", "onecycle"))
     early_stop: int = option(0, "stop after this many epochs without improvement (0: off)",
                              min=0)
+    restore_best: bool = option(True, "with early_stop: end with the weights of the best "
+                                      "epoch, not the last one (false: the last)")
     amp: bool = option(True, "mixed precision (CUDA only)")
     compile: bool = option(False, "torch.compile the model")
     channels_last: bool = option(False, "channels-last memory for conv nets' 4-D batches and "

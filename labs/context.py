@@ -124,7 +124,8 @@ class Run:
         >>> fit.test["acc"], fit.history.series("val_loss")
 
         Everything the config says (epochs, batch size, LR schedule, gradient clipping, early
-        stopping, mixed precision, compile) is applied here. `checkpoints/[<name>/]last.pt`
+        stopping and whether it restores the best epoch's weights, mixed precision, compile)
+        is applied here. `checkpoints/[<name>/]last.pt`
         is written every `checkpoint_every` ("30s" by default, or "5 epochs", "500 steps"),
         at the end and on interrupt; a resumed run continues from there. `best.pt` holds the
         best weights by `monitor` (`val_loss`, or `train_loss` without a validation split;
@@ -171,7 +172,8 @@ class Run:
 
                 raise ConfigError(f"early_stop={cfg.early_stop} needs a metric to watch; "
                                   f"this lab monitors none: leave early_stop=0")
-            cbs.append(EarlyStopping(cfg.early_stop, monitor=monitor, mode=mode))
+            cbs.append(EarlyStopping(cfg.early_stop, monitor=monitor, mode=mode,
+                                     restore_best=getattr(cfg, "restore_best", True)))
         cbs.append(ProgressBar(f"{self.lab} {name}".strip(), enabled=self.progress))
         cbs += list(callbacks) + self.callbacks
         trainer = Trainer(net, optimizer, loss, epochs=epochs, device=self.device,

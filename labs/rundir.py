@@ -219,6 +219,7 @@ class RunInfo:
     status: str  # running, completed, failed, interrupted, died (its owner is gone)
     headline: str
     value: Any
+    parent: str = ""  # "<lab>/<run id>" of the run this one is part of (a search's trial)
 
     @property
     def resume_command(self) -> str:
@@ -240,7 +241,10 @@ def list_runs(root: str | Path | None = None, lab: str | None = None) -> list[Ru
         status = summary.get("status", "?")
         if status == "running" and not is_owned(path):
             status = "died"  # killed (SIGKILL, power loss) before it could say so
+        parent = (cfg.get("recorded") or {}).get("parent") or {}
         rows.append(RunInfo(cfg.get("lab", path.parent.name), path.name, path,
                             str(cfg.get("created", "?")), status, key,
-                            summary.get("metrics", {}).get(key)))
+                            summary.get("metrics", {}).get(key),
+                            f"{parent.get('lab')}/{parent.get('run_id')}"
+                            if isinstance(parent, dict) and parent else ""))
     return sorted(rows, key=lambda r: r.created)

@@ -71,12 +71,14 @@ def execute(name: str, overrides: dict[str, Any] | None = None, *,
             wandb_entity: str | None = None, runs_dir: str | Path | None = None,
             callbacks: Sequence[Any] = (), progress: bool | None = None,
             command: str = "", echo: bool = False,
-            sources: dict[str, str] | None = None) -> Result:
+            sources: dict[str, str] | None = None, parent: Any = None) -> Result:
     """Run lab `name` from start to summary, or resume the run `resume`.
 
     Every config value is checked before a run directory is made; `sources` names where an
-    override came from (`{"seed": "--seed"}`; default `--set`) for the error messages."""
+    override came from (`{"seed": "--seed"}`; default `--set`) for the error messages.
+    `parent`: the run (a `Run` or `Result`) this one is part of, recorded in config.yaml."""
     lab_cls = load_lab(name)
+    parent_ref = _parent_ref(parent) if parent is not None else None
     from labs import checkpoint, distributed
     from labs import device as device_mod
     from labs import threads as threads_mod
@@ -129,6 +131,8 @@ def execute(name: str, overrides: dict[str, Any] | None = None, *,
                       resume=bool(resume))
     run = Run(name, run_id, path, cfg, dev, tracker, resuming=bool(resume),
               callbacks=callbacks, progress=progress)
+    if parent_ref is not None:  # where a trial came from: `recorded: parent:` in config.yaml
+        run.record({"parent": parent_ref})
     lab = lab_cls()
     if echo:
         print(f"{name}: run {run_id} in {path} on {dev}", file=sys.stderr)
@@ -211,6 +215,17 @@ def _resumable(path: Path, name: str, resume: str, overrides: dict[str, Any] | N
     return saved
 
 
+def _parent_ref(parent: Any) -> dict[str, str]:
+    """{"lab", "run_id"} of a parent run given as a `Run` (a lab's `run` argument) or a
+    `Result`."""
+    run_id = getattr(parent, "run_id", None) or getattr(parent, "id", None)
+    lab = getattr(parent, "lab", None)
+    if not (isinstance(lab, str) and isinstance(run_id, str)):
+        raise TypeError(f"parent= takes the parent's Run or Result, not a "
+                        f"{type(parent).__name__}")
+    return {"lab": lab, "run_id": run_id}
+
+
 def _wandb_id(run_id: str) -> str:
     return run_id.replace("-", "")  # W&B ids are [a-z0-9]
 
@@ -237,7 +252,7 @@ def versions(lab_dist: str = "") -> dict[str, str]:
 def run(name: str, *, config: str | Path | None = None, resume: str | None = None,
         track: str | bool = "offline", wandb_project: str = "labs",
         wandb_entity: str | None = None, runs_dir: str | Path | None = None,
-        callbacks: Sequence[Any] = (), progress: bool | None = None,
+        callbacks: Sequence[Any] = (), progress: bool | None = None, parent: Any = None,
         **overrides: Any) -> Result:
     """Run a lab from Python (a notebook, a script) and get its metrics, model and directory.
 
@@ -245,12 +260,14 @@ def run(name: str, *, config: str | Path | None = None, resume: str | None = Non
     >>> result.metrics["test_acc"], result.model, result.dir
 
     Keyword arguments are config overrides, checked like `--set`. `track` is a W&B mode
-    ("offline", "online", "disabled") or False.
+    ("offline", "online", "disabled") or False. A lab that runs other labs (a search's
+    trials) passes its `run` as `parent`: each child's config.yaml records it under
+    `recorded: parent:` (lab and run id), and `lab runs` shows it.
     """
     mode = "disabled" if track is False else ("offline" if track is True else str(track))
     if mode not in ("offline", "online", "disabled"):
         raise LabError(f"track must be offline, online or disabled, not {track!r}")
     return execute(name, overrides, config_file=config, resume=resume, wandb_mode=mode,
                    wandb_project=wandb_project, wandb_entity=wandb_entity, runs_dir=runs_dir,
-                   callbacks=callbacks, progress=progress,
+                   callbacks=callbacks, progress=progress, parent=parent,
                    sources=dict.fromkeys(overrides, "keyword argument"))

@@ -149,6 +149,18 @@ class GDOptimizers(Lab):
     def model(self, cfg: Config, data) -> nn.Module:
         return regression()
 
+    def evaluate(self, cfg: Config, models: dict, data) -> dict:
+        """`lab eval`: each regression on the test inputs it was trained on; the scale/
+        variants on their rescaled copies (rebuilt from the same training statistics), not
+        on the standardized inputs of the others."""
+        out = {}
+        for name, model in models.items():
+            group, _, variant = name.partition("/")
+            mine = rescale(data, variant) if group == "scale" else data
+            out.update({f"{name}/{k}": v
+                        for k, v in super().evaluate(cfg, {name: model}, mine).items()})
+        return out
+
     def run(self, cfg: Config, run) -> dict:
         data = self.data(cfg)
         common = {"loss": nn.MSELoss(), "metrics": (), "diverged": "report"}

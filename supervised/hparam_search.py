@@ -84,7 +84,7 @@ class HparamSearch(Lab):
         for t in run.bar(plan, desc="trials", total=len(plan)):
             start = time.perf_counter()
             # seed fixed across trials: differences come from the settings, not the init
-            res = run_lab(cfg.lab, track=False, progress=False, runs_dir=root,
+            res = run_lab(cfg.lab, track=False, progress=False, runs_dir=root, parent=run,
                           explain=False, seed=cfg.seed, device=cfg.device,
                           epochs=cfg.trial_epochs, lr=t["lr"], batch_size=t["batch_size"],
                           hidden=[t["width"]])

@@ -44,7 +44,8 @@ class Config(SplitConfig):
                              "Adam step drives weights to exactly zero", min=0)
     dropout: float = option(0.5, "dropout rate of the dropout variant", min=0, lt=1)
     patience: int = option(8, "early_stop variant: epochs without a better val_loss before "
-                              "it stops", min=1)
+                              "it stops; it then goes back to the weights of its best epoch",
+                           min=1)
     shift: int = option(1, "augment variant: random shifts of up to this many pixels", min=1)
     variants: list[str] = option(list(VARIANTS), "which variants to train", choices=VARIANTS)
     grid_l2: list[float] = option([0.0, 1e-3, 1e-2], "L2 strengths of the grid (empty: no "
@@ -173,15 +174,17 @@ class Regularization(Lab):
     def run(self, cfg: Config, run) -> dict:
         data = self.data(cfg)
         nets = self.model(cfg, data)
-        plan = {}
+        plan, stopper = {}, {}
         for name, spec in specs(cfg).items():
             step = functools.partial(penalized_step, l2=spec.l2, l1=spec.l1)
             if spec.augment:
                 step = augmented_step(images.random_shifts(spec.augment, data.image_shape),
                                       step)
             fit = {"step": step}
-            if spec.patience:
-                fit["callbacks"] = [callbacks.EarlyStopping(spec.patience, monitor="val_loss")]
+            if spec.patience:  # early stopping proper: the model of the best epoch, kept
+                stopper[name] = callbacks.EarlyStopping(spec.patience, monitor="val_loss",
+                                                        restore_best=True)
+                fit["callbacks"] = [stopper[name]]
             plan[name] = variants.Variant(nets[name], fit=fit)
         results = variants.fit_all(run, plan, data, loss=nn.CrossEntropyLoss())
 
@@ -193,7 +196,8 @@ class Regularization(Lab):
                   [[n, *(gaps[n][c] for c in columns)] for n in results])
         if named:
             shown = {n: results[n] for n in named}
-            run.figure("curves", train_val_curves(shown))
+            run.figure("curves", train_val_curves(
+                shown, {n: es.best_epoch for n, es in stopper.items() if n in shown}))
             run.figure("acc_gaps", variants.bars(
                 {n: gaps[n]["acc_gap"] for n in named}, "train acc - test acc",
                 title="accuracy gap (lower is better)"))
@@ -227,6 +231,14 @@ class Regularization(Lab):
                          else ")"))
         if "l1" in gaps:
             metrics["l1_zero_weights"] = gaps["l1"]["zero_weights"]
+        for n, es in stopper.items():
+            ran = len(results[n].history.epochs)
+            metrics[f"{n}_best_epoch"] = float(es.best_epoch)
+            metrics[f"{n}_epochs"] = float(ran)
+            print(f"{n}: best val_loss at epoch {es.best_epoch}, "
+                  + (f"stopped at epoch {ran}" if es.stopped_epoch else f"ran all {ran} epochs")
+                  + (f"; it went back to the weights of epoch {es.best_epoch}"
+                     if es.best_epoch < ran else ""))
         return metrics
 
 
@@ -245,8 +257,11 @@ def generalization(result: variants.Result, data) -> dict[str, float]:
             "zero_weights": zeros, "epochs": float(len(result.history.epochs))}
 
 
-def train_val_curves(results: dict[str, variants.Result]) -> Figure:
-    """Training (dashed) and validation (solid) loss of each variant, one colour each."""
+def train_val_curves(results: dict[str, variants.Result],
+                     restored: dict[str, int] | None = None) -> Figure:
+    """Training (dashed) and validation (solid) loss of each variant, one colour each; a star
+    on the validation curve at the epoch whose weights a variant went back to (`restored`:
+    early stopping's best epoch, by variant)."""
     fig = Figure(figsize=(7, 4.2), layout="constrained")
     ax = fig.add_subplot()
     for i, (name, r) in enumerate(results.items()):
@@ -254,6 +269,10 @@ def train_val_curves(results: dict[str, variants.Result]) -> Figure:
         color = f"C{i % 10}"
         ax.plot(epochs, r.history.series("train_loss"), "--", color=color, alpha=0.6)
         ax.plot(epochs, r.history.series("val_loss"), color=color, label=name)
+        best = (restored or {}).get(name, 0)
+        if best and best in epochs:
+            ax.plot([best], [r.history.series("val_loss")[epochs.index(best)]], "*",
+                    color=color, ms=12, mec="k", label=f"{name}: weights of epoch {best} kept")
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel("cross-entropy (dashed: train, solid: validation)")

@@ -240,3 +240,117 @@ def test_monitor_none_writes_no_best_and_says_nothing(tmp_path, recwarn):
     with pytest.raises(ConfigError, match="early_stop=2 needs a metric"):
         _run(tmp_path, early_stop=2).fit(nn.Linear(3, 2), Dataset(train=_data(), test=_data()),
                                          step=_gan_like_step, monitor="none")
+
+
+# -- early stopping that restores the best epoch's weights --------------------------------------
+
+# the monitored score per epoch: best at epoch 3, worse after it (early_stop=2 stops at 5)
+SCORES = [3.0, 2.0, 1.0, 1.5, 2.5, 3.5, 4.5, 5.5]
+
+
+def _scored_step(trainer, batch):
+    """A real SGD step that also reports a scripted `score` (logged as `train_score`)."""
+    from labs.trainer import supervised_step
+
+    out = supervised_step(trainer, batch)
+    return {**out, "score": SCORES[trainer.epoch]}
+
+
+class WeightsPerEpoch(Checkpoint.__mro__[1]):
+    """A copy of the model's weights after every epoch, by epoch."""
+
+    state_key = "WeightsPerEpoch"
+
+    def __init__(self):
+        self.seen = {}
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        self.seen[epoch] = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+
+
+def _scored_fit(tmp_path, callbacks=(), resuming=False, **cfg):
+    torch.manual_seed(0)
+    cfg = {"epochs": 8, "early_stop": 2, "checkpoint_every": "1h", **cfg}
+    r = Run("t", "r1", tmp_path, SimpleNamespace(**{"batch_size": 16, "lr": 0.05, **cfg}),
+            torch.device("cpu"), FakeTracker(), progress=False, resuming=resuming)
+    data = Dataset(train=_data(), test=_data(16, 1), n_classes=2)
+    return r.fit(nn.Linear(3, 2), data, loss=nn.CrossEntropyLoss(), step=_scored_step,
+                 monitor="train_score", callbacks=list(callbacks))
+
+
+def _same(a, b):
+    return all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("early_stop, epochs_run", [(2, 5), (10, 8)],
+                         ids=["stopped-early", "ran-to-the-end"])
+def test_restore_best_ends_with_the_best_epochs_weights(tmp_path, early_stop, epochs_run):
+    """The score is best at epoch 3 and worse after: restore_best gives epoch 3's weights back
+    whether the fit stops early (epoch 5) or runs all 8 epochs; without it the last ones stay."""
+    seen = WeightsPerEpoch()
+    fit = _scored_fit(tmp_path / "on", [seen], early_stop=early_stop, restore_best=True)
+    assert fit.trainer.epoch == epochs_run and len(fit.history.epochs) == epochs_run
+    final = fit.model.state_dict()
+    assert _same(final, seen.seen[3]) and not _same(final, seen.seen[epochs_run])
+    # the test metrics are those of the restored weights
+    assert fit.test["loss"] == pytest.approx(fit.trainer.evaluate(_data(16, 1))["loss"])
+    es = next(cb for cb in fit.trainer.callbacks if isinstance(cb, EarlyStopping))
+    assert es.best_epoch == 3 and es.best == 1.0
+
+    seen_off = WeightsPerEpoch()
+    fit = _scored_fit(tmp_path / "off", [seen_off], early_stop=early_stop, restore_best=False)
+    assert fit.trainer.epoch == epochs_run
+    assert _same(fit.model.state_dict(), seen_off.seen[epochs_run])
+    assert _same(seen_off.seen[3], seen.seen[3])  # the same training either way
+
+
+def test_restore_best_survives_a_resume(tmp_path):
+    """Killed after epoch 4 (best: 3): last.pt holds epoch 4's weights to continue from and
+    the best epoch's weights in EarlyStopping's state, so the resumed run stops at 5 and ends
+    with epoch 3's weights, as the uninterrupted run does."""
+    from run_helpers import KillAt
+
+    seen = WeightsPerEpoch()
+    full = _scored_fit(tmp_path / "full", [seen], restore_best=True)
+    with pytest.raises(KeyboardInterrupt):
+        _scored_fit(tmp_path / "killed", [KillAt(4)], restore_best=True)
+    last = torch.load(tmp_path / "killed" / "checkpoints" / "last.pt", weights_only=True)
+    state = last["callbacks"]["EarlyStopping[train_score]"]
+    assert last["epoch"] == 4 and _same(last["model"], seen.seen[4])
+    assert state["best_epoch"] == 3 and _same(state["weights"], seen.seen[3])
+
+    resumed = _scored_fit(tmp_path / "killed", resuming=True, restore_best=True)
+    assert resumed.trainer.epoch == 5
+    assert _same(resumed.model.state_dict(), full.model.state_dict())
+    assert _same(resumed.model.state_dict(), seen.seen[3])
+    # last.pt keeps the last epoch's weights (what a resume continues from), not the restored
+    checkpoint.wait_pending()
+    last = torch.load(tmp_path / "killed" / "checkpoints" / "last.pt", weights_only=True)
+    assert last["epoch"] == 5 and _same(last["model"], seen.seen[5])
+
+
+def test_restore_best_without_the_weights_in_the_checkpoint_says_so(tmp_path):
+    """A checkpoint without the best weights (written before restore_best existed): the
+    resumed fit cannot restore epoch 3 and says so instead of silently keeping the last."""
+    from run_helpers import KillAt
+
+    with pytest.raises(KeyboardInterrupt):
+        _scored_fit(tmp_path, [KillAt(4)], restore_best=True)
+    path = tmp_path / "checkpoints" / "last.pt"
+    last = torch.load(path, weights_only=True)
+    del last["callbacks"]["EarlyStopping[train_score]"]["weights"]
+    torch.save(last, path)
+    with pytest.warns(RuntimeWarning, match=r"best epoch \(3\) are not in the checkpoint"):
+        resumed = _scored_fit(tmp_path, resuming=True, restore_best=True)
+    assert resumed.trainer.epoch == 5
+
+
+def test_restore_best_is_a_config_option_recorded_with_the_run():
+    from labs.config import TrainConfig, build, fields
+
+    info = {f.name: f for f in fields(TrainConfig)}["restore_best"]
+    assert info.default is True and info.type is bool
+    assert build(TrainConfig, {"restore_best": "false"}).restore_best is False
+    res = run("xor-mlp", epochs=3, early_stop=1, restore_best=False, explain=False,
+              track=False)
+    assert "restore_best: false" in (res.dir / "config.yaml").read_text()

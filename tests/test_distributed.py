@@ -109,6 +109,8 @@ def test_two_processes_train_what_one_process_trains(cli, runs_dir):
         assert torch.allclose(weights[k], v, atol=1e-5), k
     last = torch.load(ddp / "checkpoints" / "last.pt", weights_only=True)
     one.model.load_state_dict(last["model"])  # a DDP checkpoint loads into a plain model
+    best = torch.load(ddp / "checkpoints" / "best.pt", weights_only=True)
+    one.model.load_state_dict(best["model"])  # best.pt too (it held "module." keys)
     # the logged training loss is the mean over both ranks' shards: the whole batch's loss
     assert _train_losses(ddp) == pytest.approx(_train_losses(one.dir), abs=1e-5)
 

@@ -102,6 +102,14 @@ def test_gd_optimizers_recovers_the_true_weights_and_reports_the_divergence(tmp_
     for fig in ("opt_loss", "opt_loss_time", "batch_loss_time", "surface", "nonconvex",
                 "scale_loss", "shuffle_loss", "lr_loss"):
         assert (res.dir / "figures" / f"{fig}.png").is_file(), fig
+    # `lab eval` scores every kept variant on the data it was trained on, the rescaled ones
+    # too: its numbers are the run's own test losses
+    from labs.reload import evaluate_saved
+
+    _, evaluated = evaluate_saved(str(res.dir))
+    kept = {k: v for k, v in m.items() if k.endswith("/test_loss")}
+    assert {"scale/minmax01/test_loss", "scale/minmax11/test_loss"} <= set(kept)
+    assert evaluated == pytest.approx(kept, rel=1e-5)
 
 
 @pytest.mark.slow

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 
 from labs import ConfigError, run
 from supervised.hparam_search import Config, trials
 
 
-def test_hparam_search_smoke(tmp_path):
+def test_hparam_search_smoke(tmp_path, cli):
     res = run("hparam-search", track=False, runs_dir=tmp_path, progress=False, trial_epochs=1,
               grid_lr=[1e-3], grid_batch_size=[64], grid_width=[8], random_trials=1)
     assert res.metrics["trials"] == 2.0
@@ -27,6 +28,15 @@ def test_hparam_search_smoke(tmp_path):
         config = (child / "config.yaml").read_text()
         assert f"hidden:\n  - {row[cols.index('width')]}" in config and "epochs: 1" in config
         assert 0.0 <= row[cols.index("val_acc")] <= 1.0
+        # the trial names the search it belongs to, and `lab runs` says so
+        meta = yaml.safe_load(config)
+        assert meta["recorded"]["parent"] == {"lab": "hparam-search", "run_id": res.run_id}
+    code, out, _ = cli("runs", "digits-mlp", "--runs-dir", str(tmp_path))
+    trials_listed = [ln for ln in out.splitlines() if ln.startswith("digits-mlp")]
+    assert code == 0 and len(trials_listed) == 2
+    assert all(f"(part of hparam-search/{res.run_id})" in ln for ln in trials_listed)
+    code, out, _ = cli("runs", "hparam-search", "--runs-dir", str(tmp_path))
+    assert "part of" not in out  # the search itself is part of nothing
     assert (res.dir / "figures" / "search.png").is_file()
     assert res.metrics["best_val_acc"] == max(r[cols.index("val_acc")] for r in table["rows"])
 
@@ -56,3 +66,9 @@ def test_search_finds_a_good_setting_and_settings_matter(tmp_path):
     assert m["best_val_acc"] >= 0.94 and m["best_test_acc"] >= 0.93
     assert m["worst_val_acc"] < m["best_val_acc"] - 0.1
     assert len(list((tmp_path / "digits-mlp").iterdir())) == 14
+
+
+def test_parent_must_be_a_run_or_a_result(tmp_path):
+    with pytest.raises(TypeError, match="parent= takes the parent's Run or Result"):
+        run("xor-mlp", track=False, runs_dir=tmp_path, parent="hparam-search/x", epochs=1)
+    assert not (tmp_path / "xor-mlp").exists()  # refused before a run directory is made

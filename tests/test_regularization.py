@@ -35,6 +35,25 @@ def test_regularization_smoke(tmp_path):
     assert layers[1:4] == ["Linear", "BatchNorm1d", "ReLU"]
 
 
+def test_early_stop_variant_keeps_the_weights_of_its_best_epoch(tmp_path):
+    """Patience 3 on 90 digits: the validation loss turns up, the fit stops 3 epochs later
+    and the model it keeps is the best epoch's: the weights of best.pt, not last.pt."""
+    res = run("regularization", track=False, runs_dir=tmp_path, progress=False, explain=False,
+              patience=3, variants=["early_stop"], grid_l2=[])
+    m = res.metrics
+    best, ran = int(m["early_stop_best_epoch"]), int(m["early_stop_epochs"])
+    assert 1 <= best and ran == best + 3 < 150
+    ck = res.dir / "checkpoints" / "early_stop"
+    kept = torch.load(ck / "model.pt", weights_only=True)["model"]
+    best_pt = torch.load(ck / "best.pt", weights_only=True)
+    last_pt = torch.load(ck / "last.pt", weights_only=True)
+    assert best_pt["epoch"] == best and last_pt["epoch"] == ran
+    assert all(torch.equal(kept[k], v) for k, v in best_pt["model"].items())
+    assert not all(torch.equal(kept[k], v) for k, v in last_pt["model"].items())
+    rows = json.loads((res.dir / "generalization.table.json").read_text())["rows"]
+    assert rows[0][0] == "early_stop" and rows[0][-1] == ran  # the epochs it ran
+
+
 def test_l1_proximal_step_shrinks_weights_and_zeros_small_ones_exactly():
     from supervised.regularization import _soft_threshold
 
