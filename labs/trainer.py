@@ -8,8 +8,9 @@ A batch may have any structure: a tensor, a tuple `(x, y)` or `(x, lengths, y)`,
 `PackedSequence`, nested. `to_device` moves all of it; `split_batch` says which part is the
 target. The training `step` and the evaluation `eval_step` are both replaceable: a VAE returns
 `{"loss", "recon", "kl"}`, a GAN alternates two optimizers and returns `{"d_loss", "g_loss"}`;
-every scalar a step returns is averaged over the epoch (weighted by batch size) and logged as
-`train_<key>` / `val_<key>`. Sums stay on the device: one host sync per epoch.
+every scalar a step returns is averaged over the epoch's batches that returned it (weighted by
+batch size) and logged as `train_<key>` / `val_<key>`. Values stay on the device until the
+epoch ends: one host sync per epoch.
 """
 
 from __future__ import annotations
