@@ -45,6 +45,7 @@ class Run:
         self.models: dict[str, nn.Module] = {}  # what `lab explain` reloads, by name
         self.data: Dataset | None = None
         self.figures: dict[str, Path] = {}
+        self.recorded: dict[str, Any] = {}  # what `record` kept, merged over all its calls
 
     @property
     def checkpoints(self) -> Path:
@@ -84,19 +85,23 @@ class Run:
     def record(self, values: dict[str, Any]) -> None:
         """Keep facts the lab decided while running (the layers it froze, each parameter
         group's learning rate) with the run's config: under `recorded:` in config.yaml and in
-        the W&B run's config. Several calls merge; the config proper is never changed.
+        the W&B run's config. Several calls merge, dicts key by key at every depth (two
+        `variants.fit_all` calls add to one record); other values are replaced. The config
+        proper is never changed.
 
         >>> run.record({"fine-tune": {"frozen_layers": ["block1"], "lr": {"head": 1e-3}}})
         """
         from labs import rundir
 
         values = {k: rundir.jsonable(v) for k, v in values.items()}
+        self.recorded = merged = deep_merge(self.recorded, values)
         path = self.dir / "config.yaml"
-        if path.is_file():
+        if path.is_file():  # a resumed run's file holds what the first process recorded too
             meta = rundir.read_yaml(path)
-            meta.setdefault("recorded", {}).update(values)
+            meta["recorded"] = merged = deep_merge(meta.get("recorded") or {}, values)
             rundir.write_yaml(path, meta)
-        self.tracker.config(values)
+        # W&B's config update replaces a key's whole value: send the merged one
+        self.tracker.config({k: merged[k] for k in values})
 
     def table(self, name: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         self.tracker.log_table(name, columns, rows)
@@ -204,6 +209,15 @@ class Run:
         after `run()`, the framework saves every kept model with `Lab.save` (by default
         `checkpoints/[<name>/]model.pt`) for `lab explain` and `lab eval`."""
         self.models[name] = model
+
+
+def deep_merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """`old` updated with `new`, dicts merged key by key at every depth (neither is changed)."""
+    out = dict(old)
+    for k, v in new.items():
+        out[k] = (deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict)
+                  else v)
+    return out
 
 
 def make_scheduler(optimizer: Any, kind: str, epochs: int,
