@@ -70,6 +70,12 @@ class Result:
         return row
 
 
+# the `recorded:` key (config.yaml) of the fit names whose variant had data of its own:
+# `lab eval` / `lab explain` leave those models out where the lab's default hooks would
+# score them on its common data
+OWN_DATA = "trained_on_own_data"
+
+
 def fit_all(run: Run, variants: Mapping[str, nn.Module | Variant | Callable[[], Any]],
             data: Dataset | None = None, *, prefix: str = "", diverged: str = "raise",
             **common: Any) -> dict[str, Result]:
@@ -82,6 +88,11 @@ def fit_all(run: Run, variants: Mapping[str, nn.Module | Variant | Callable[[], 
     `diverged="report"`: a variant whose loss becomes NaN/inf (`TrainingDiverged`) does not
     stop the others; its `Result` has `fit=None`, `diverged` set to the reason and `history`
     holding the epochs it completed (a too-large learning rate is a lesson, not a crash).
+
+    The fit name of a variant with data of its own (`Variant(data=...)`, not `data`) is
+    recorded with the run (`recorded: trained_on_own_data:` in config.yaml, accumulating over
+    calls): the default `Lab.evaluate` / `Lab.subjects` would score it on the lab's common
+    data, so `lab eval` / `lab explain` leave it out unless the lab overrides those hooks.
     """
     if diverged not in ("raise", "report"):
         raise ValueError(f"diverged= takes 'raise' or 'report', not {diverged!r}")
@@ -96,6 +107,8 @@ def fit_all(run: Run, variants: Mapping[str, nn.Module | Variant | Callable[[], 
         vdata = spec.data if spec.data is not None else data
         if vdata is None:
             raise ValueError(f"variant '{name}' has no data: pass data= or Variant(data=...)")
+        if spec.data is not None and spec.data is not data:  # recorded before it trains
+            run.record({OWN_DATA: {f"{prefix}{name}": True}})
         kwargs = {**common, **spec.fit}
         params = sum(p.numel() for p in spec.model.parameters())
         epochs = _Epochs()
