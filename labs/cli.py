@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shlex
 import signal
@@ -211,8 +212,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                       resume=bool(args.resume))
     from labs.runner import execute
 
-    with _sigterm_interrupts(), warnings.catch_warnings():
-        warnings.showwarning = _one_line_warning
+    with _sigterm_interrupts(), _one_line_warnings():
         result = execute(args.name, overrides, config_file=args.config, resume=args.resume,
                          wandb_mode="offline" if mode == "dryrun" else mode,
                          wandb_project=args.wandb_project, wandb_entity=args.wandb_entity,
@@ -257,6 +257,14 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
     print(f"warning: {message}", file=file or sys.stderr)
 
 
+@contextlib.contextmanager
+def _one_line_warnings():
+    """While a command runs, its warnings print as `_one_line_warning` does."""
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line_warning
+        yield
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
     from labs.rundir import list_runs
 
@@ -281,8 +289,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
         raise LabError(f"--samples must be >= 1, got {args.samples}")
     from labs.reload import explain_saved
 
-    res = explain_saved(args.run, input_file=args.input, samples=args.samples,
-                        runs_dir=args.runs_dir)
+    with _one_line_warnings():
+        res = explain_saved(args.run, input_file=args.input, samples=args.samples,
+                            runs_dir=args.runs_dir)
     for note in res.notes:
         print(f"note: {note}")
     for pred in res.predictions:
@@ -296,7 +305,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from labs.reload import evaluate_saved
 
-    out, metrics = evaluate_saved(args.run, runs_dir=args.runs_dir)
+    with _one_line_warnings():
+        out, metrics = evaluate_saved(args.run, runs_dir=args.runs_dir)
     for k, v in metrics.items():
         print(f"  {k:<24} {_num(v)}" if isinstance(v, float) else f"  {k:<24} {v}")
     print(f"metrics in {out}")

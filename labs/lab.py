@@ -116,7 +116,8 @@ class Lab:
         """Metrics of reloaded models on the test split (`lab eval`). The default: accuracy and
         cross-entropy for classification, mean squared error for regression, per torch
         module (`<name>/test_acc` when there are several). Override it for anything else:
-        a VAE's ELBO, a GAN's scores, an agent's mean return."""
+        a VAE's ELBO, a GAN's scores, an agent's mean return, or models `variants.fit_all`
+        trained on data of their own (which `lab eval` leaves out while this default stands)."""
         from labs.evaluation import evaluate
 
         return evaluate(models, data, lab=self.name or type(self).__name__)
@@ -133,7 +134,8 @@ class Lab:
     def subjects(self, cfg: Any, model: Any, data: Dataset) -> dict[str, Subject]:
         """What to explain, by name. The default builds one subject of kind `explains` from
         the dataset's test split and metadata, per model when `model` is a dict of several
-        (each explained in its own sub-folder); override to add ground truth."""
+        (each explained in its own sub-folder); override to add ground truth. While this
+        default stands, `lab explain` leaves out models trained on data of their own."""
         from labs.explaining import default_subject
 
         if self.explains == "none":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,7 @@ def explain_saved(ref: str, *, input_file: str | None = None, samples: int | Non
     if lab_cls.explains == "none":
         raise LabError(f"lab '{lab_cls.name}' has nothing to explain")
     r = restore(lab_cls, meta, path)
+    own_data_left_out(r, meta, "subjects", "explain", "explain")
     notes: list[str] = []
     inputs = read_input(input_file, r.data, lab_cls.explains, notes) if input_file else None
     out = path / "explanations" / time.strftime("more-%Y%m%d-%H%M%S")
@@ -125,15 +127,57 @@ def evaluate_saved(ref: str, *, runs_dir: str | Path | None = None
     """Evaluate a saved run on its test data (`Lab.evaluate`); writes `eval-<time>.json`."""
     lab_cls, meta, path = find_run(ref, runs_dir)
     r = restore(lab_cls, meta, path)
+    left_out = own_data_left_out(r, meta, "evaluate", "eval", "score")
     metrics = dict(r.lab.evaluate(r.cfg, r.models, r.data) or {})
+    if left_out and len(r.models) == 1 and (name := next(iter(r.models))):
+        # the default names one model's metrics without its name: keep the run's names
+        metrics = {k if k.startswith(f"{name}/") else f"{name}/{k}": v
+                   for k, v in metrics.items()}
     out = path / time.strftime("eval-%Y%m%d-%H%M%S.json")
     while out.exists():
         out = out.with_name(out.stem + "x.json")
     rundir.write_json(out, {
         "lab": lab_cls.name, "run_id": path.name,
         "created": dt.datetime.now().isoformat(timespec="seconds"),
-        "models": sorted(r.models), "metrics": {k: rundir.jsonable(v) for k, v in metrics.items()}})
+        "models": sorted(r.models), "left_out": left_out,
+        "metrics": {k: rundir.jsonable(v) for k, v in metrics.items()}})
     return out, metrics
+
+
+def own_data_left_out(r: Reloaded, meta: dict, hook: str, command: str, verb: str
+                      ) -> list[str]:
+    """Take out of `r.models` the models `variants.fit_all` recorded as trained on inputs of
+    their own, where the lab keeps the default `hook` (`evaluate`, `subjects`): that would
+    score them on the lab's common data, numbers with no meaning. One warning per model; a
+    lab that overrides the hook knows each model's data and keeps them all. Their names,
+    sorted."""
+    from labs.lab import Lab
+    from labs.variants import OWN_DATA
+
+    if getattr(type(r.lab), hook) is not getattr(Lab, hook):
+        return []
+    recorded = meta.get("recorded")
+    own = recorded.get(OWN_DATA) if isinstance(recorded, dict) else None
+    own = own if isinstance(own, dict) else {}  # a hand-edited config.yaml: nothing known
+    left = sorted(n for n in r.models if n in own)
+    if not left:
+        return []
+    where = f"{type(r.lab).__name__}.{hook}"
+    if len(left) == len(r.models):
+        raise LabError(f"every model of run {r.path.name} was trained on inputs of its own "
+                       f"(Variant(data=...)): nothing for lab {command}; override {where} "
+                       f"to {verb} them on their inputs")
+    for name in left:
+        warnings.warn(f"model '{name}' was trained on inputs of its own (Variant(data=...)): "
+                      f"left out of lab {command}; override {where} to {verb} it on them",
+                      OwnDataWarning, stacklevel=2)
+        del r.models[name]
+    return left
+
+
+class OwnDataWarning(UserWarning):
+    """A reloaded model was trained on inputs of its own and is left out (`lab eval`, `lab
+    explain`)."""
 
 
 def predictions(out: Path) -> list[str]:
