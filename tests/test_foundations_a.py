@@ -103,8 +103,15 @@ def test_gd_optimizers_recovers_the_true_weights_and_reports_the_divergence(tmp_
                 "scale_loss", "shuffle_loss", "lr_loss"):
         assert (res.dir / "figures" / f"{fig}.png").is_file(), fig
     # `lab eval` scores every kept variant on the data it was trained on, the rescaled ones
-    # too: its numbers are the run's own test losses
+    # too: its numbers are the run's own test losses (its own evaluate: the variants recorded
+    # as trained on data of their own are not left out)
+    import yaml
+
     from labs.reload import evaluate_saved
+
+    own = yaml.safe_load((res.dir / "config.yaml").read_text())["recorded"]["trained_on_own_data"]
+    assert set(own) == {"scale/raw", "scale/standardized", "scale/minmax01", "scale/minmax11",
+                        "shuffle/shuffled", "shuffle/not_shuffled"}
 
     _, evaluated = evaluate_saved(str(res.dir))
     kept = {k: v for k, v in m.items() if k.endswith("/test_loss")}

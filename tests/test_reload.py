@@ -14,13 +14,14 @@ from plugin_helpers import make_dist, make_module
 TEST_LABS = '''
 """Labs for tests/test_reload.py."""
 
+import dataclasses
 import json
 from dataclasses import dataclass
 
 import numpy as np
 from torch import nn
 
-from labs import Lab, TrainConfig, checkpoint, datasets, models, option
+from labs import Lab, Split, TrainConfig, checkpoint, datasets, models, option, variants
 
 
 @dataclass
@@ -87,6 +88,40 @@ class VocabLab(Lab):
     def evaluate(self, cfg, models, data):
         return {**super().evaluate(cfg, models, data), "vocab_size": len(self.vocab),
                 "class_1": int(self.counts[1])}
+
+
+@dataclass
+class OwnConfig(Config):
+    parts: list[str] = option(["common", "same", "shifted", "again"], "variants to train")
+
+
+class OwnDataLab(Lab):
+    """XOR variants with the default hooks; two of them learn it on inputs of their own."""
+
+    tags = ("test",)
+    explains = "tabular"
+    Config = OwnConfig
+
+    def data(self, cfg):
+        return datasets.logic_gate("XOR")
+
+    def model(self, cfg, data):
+        return models.mlp(2, [8], 2, "tanh")
+
+    def run(self, cfg, run):
+        data = self.data(cfg)
+        shifted = dataclasses.replace(data, train=Split(data.train.x * 10 + 5, data.train.y),
+                                      test=Split(data.test.x * 10 + 5, data.test.y))
+        specs = {"common": self.model(cfg, data),
+                 "same": variants.Variant(self.model(cfg, data), data=data),  # not its own
+                 "shifted": variants.Variant(self.model(cfg, data), data=shifted)}
+        first = variants.fit_all(run, {k: v for k, v in specs.items() if k in cfg.parts},
+                                 data, loss=nn.CrossEntropyLoss())
+        again = {"again": variants.Variant(self.model(cfg, data), data=shifted)}
+        second = variants.fit_all(run, {k: v for k, v in again.items() if k in cfg.parts},
+                                  data, prefix="more/", loss=nn.CrossEntropyLoss())
+        return {f"{p}{n}/test_acc": r.test["acc"]
+                for p, res in (("", first), ("more/", second)) for n, r in res.items()}
 '''
 
 
@@ -95,7 +130,8 @@ def site(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("site")
     make_module(path, "reload_test_labs.labs", TEST_LABS)
     make_dist(path, "lab-reload-tests", {"twin-lab": "reload_test_labs.labs:TwinLab",
-                                         "vocab-lab": "reload_test_labs.labs:VocabLab"})
+                                         "vocab-lab": "reload_test_labs.labs:VocabLab",
+                                         "own-data-lab": "reload_test_labs.labs:OwnDataLab"})
     return path
 
 
@@ -161,6 +197,92 @@ def test_a_lab_saves_and_reloads_its_own_state(cli, runs_dir, test_labs):
     assert result["vocab_size"] == 3 and result["class_1"] == 2  # XOR has two 1s
     assert result["test_acc"] == summary(path)["test_acc"]
     assert "vocab_size" in out
+
+
+def test_models_trained_on_inputs_of_their_own_are_left_out_by_the_default_hooks(
+        cli, runs_dir, test_labs):
+    """`variants.fit_all` records the variants with data of their own (two calls add to one
+    record); `lab eval` / `lab explain` with the default hooks leave them out, one warning
+    line each, instead of scoring them on the lab's common data."""
+    import yaml
+
+    code, _, err = cli("run", "own-data-lab", "--no-track", "--no-explain")
+    assert code == 0, err
+    path = only_run(runs_dir, "own-data-lab")
+    meta = yaml.safe_load((path / "config.yaml").read_text())
+    assert meta["recorded"] == {"trained_on_own_data": {"shifted": True, "more/again": True}}
+    code, out, err = cli("eval", path.name)
+    assert code == 0, err
+    warned = [line for line in err.splitlines() if line.startswith("warning: ")]
+    assert warned == [
+        f"warning: model '{name}' was trained on inputs of its own (Variant(data=...)): left "
+        f"out of lab eval; override OwnDataLab.evaluate to score it on them"
+        for name in ("more/again", "shifted")]
+    assert err.count("\n") == 2  # one line each, no source lines
+    result = json.loads(next(path.glob("eval-*.json")).read_text())
+    assert result["models"] == ["common", "same"]
+    assert result["left_out"] == ["more/again", "shifted"]
+    saved = summary(path)
+    assert result["metrics"] == {
+        "common/test_acc": saved["common/test_acc"], "same/test_acc": saved["same/test_acc"],
+        "common/test_loss": pytest.approx(result["metrics"]["common/test_loss"]),
+        "same/test_loss": pytest.approx(result["metrics"]["same/test_loss"])}
+    assert "shifted" not in out and "common/test_acc" in out
+    code, out, err = cli("explain", path.name, "--samples", "1")
+    assert code == 0, err
+    assert [line for line in err.splitlines() if line.startswith("warning: ")] == [
+        f"warning: model '{name}' was trained on inputs of its own (Variant(data=...)): left "
+        f"out of lab explain; override OwnDataLab.subjects to explain it on them"
+        for name in ("more/again", "shifted")]
+    folder = next((path / "explanations").glob("more-*"))
+    assert sorted(p.name for p in folder.iterdir() if p.is_dir()) == ["common", "same"]
+
+
+def test_one_model_left_keeps_its_name_and_none_left_is_one_line(cli, runs_dir, test_labs):
+    code, _, err = cli("run", "own-data-lab", "--no-track", "--no-explain",
+                       "--set", "parts=[common,shifted]")
+    assert code == 0, err
+    (path,) = (runs_dir / "own-data-lab").iterdir()
+    code, out, err = cli("eval", path.name)
+    assert code == 0 and err.count("warning: ") == 1, err
+    result = json.loads(next(path.glob("eval-*.json")).read_text())
+    # the default names a lone model's metrics without its name: the run's names are kept
+    assert sorted(result["metrics"]) == ["common/test_acc", "common/test_loss"]
+    assert result["metrics"]["common/test_acc"] == summary(path)["common/test_acc"]
+    code, _, err = cli("run", "own-data-lab", "--no-track", "--no-explain",
+                       "--set", "parts=[shifted,again]")
+    assert code == 0, err
+    (path,) = (p for p in (runs_dir / "own-data-lab").iterdir() if p.name != path.name)
+    for command in ("eval", "explain"):
+        code, _, err = cli(command, path.name)
+        assert code == 2 and err.count("\n") == 1, err
+        assert err.startswith(f"error: every model of run {path.name} was trained on inputs "
+                              f"of its own (Variant(data=...)): nothing for lab {command}")
+    assert not list(path.glob("eval-*.json")) and not list(path.glob("explanations/more-*"))
+
+
+def test_record_merges_dicts_at_every_depth(tmp_path):
+    """Several `run.record` calls merge key by key at every depth, in config.yaml, on the
+    Run and in what W&B's config gets (its update replaces a key's whole value)."""
+    from labs import rundir
+    from labs.context import Run
+
+    sent = []
+
+    class Tracker:
+        def config(self, values):
+            sent.append(values)
+
+    rundir.write_yaml(tmp_path / "config.yaml", {"lab": "x", "config": {},
+                                                 "recorded": {"parent": {"lab": "p"}}})
+    run = Run("x", "id", tmp_path, None, torch.device("cpu"), Tracker())
+    run.record({"own": {"a": True}, "frozen": ["l1"]})
+    run.record({"own": {"b/c": True}, "frozen": ["l2"], "parent": {"run_id": "r"}})
+    want = {"own": {"a": True, "b/c": True}, "frozen": ["l2"]}
+    assert run.recorded == {**want, "parent": {"run_id": "r"}}
+    assert rundir.read_yaml(tmp_path / "config.yaml")["recorded"] == {
+        **want, "parent": {"lab": "p", "run_id": "r"}}
+    assert sent[-1] == {**want, "parent": {"lab": "p", "run_id": "r"}}
 
 
 def test_default_load_builds_one_model_per_saved_name(tmp_path):
