@@ -117,8 +117,12 @@ def discover(env: dict[str, str] | None = None) -> Registry:
     allowed = {x.strip() for x in env.get("LAB_PLUGINS", "").split(",") if x.strip()}
 
     seen: dict[tuple[str, str, str], None] = {}
-    for ep in metadata.entry_points(group=GROUP):
-        dist = ep.dist.metadata["Name"] if ep.dist is not None else "?"
+    names: dict[int, str] = {}  # a distribution's name parses its METADATA: once per dist,
+    for ep in metadata.entry_points(group=GROUP):  # not once per lab (a fifth of `lab list`)
+        if ep.dist is None:
+            dist = "?"
+        elif (dist := names.get(id(ep.dist))) is None:
+            dist = names[id(ep.dist)] = ep.dist.metadata["Name"]
         seen.setdefault((ep.name, ep.value, dist), None)  # one dist can be found twice on a path
 
     reg = Registry()

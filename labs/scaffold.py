@@ -8,12 +8,8 @@ result is a package a plugin author can `pip install -e` and then `lab run`.
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import shutil
-from importlib import resources
 from pathlib import Path
-from string import Template
 from typing import TYPE_CHECKING
 
 from labs.errors import LabError
@@ -21,6 +17,8 @@ from labs.errors import LabError
 if TYPE_CHECKING:
     from importlib.abc import Traversable
 
+# `lab --help` / `lab list` read KINDS: what writing a package needs is imported by
+# `new_plugin` (importlib.resources and shutil were a tenth of `lab list`)
 KINDS = ("supervised",)  # generative and rl templates come with those lab families
 NAME = re.compile(r"[a-z][a-z0-9-]*")
 
@@ -30,6 +28,11 @@ def new_plugin(name: str, directory: str | Path = ".", kind: str = "supervised")
 
     >>> new_plugin("my-lab", "plugins")   # plugins/my-lab/{pyproject.toml, my_lab/lab.py, ...}
     """
+    import importlib.util
+    import shutil
+    from importlib import resources
+    from string import Template
+
     if kind not in KINDS:
         raise LabError(f"unknown template kind '{kind}'; choose one of {', '.join(KINDS)}")
     if not NAME.fullmatch(name) or name.endswith("-") or "--" in name:
