@@ -8,7 +8,11 @@ The same model on every side: the digits MLP 64 -> 64 ReLU -> 10, no dropout, Ad
                 PyTorch tutorials do (`.item()` per batch): what the trainer's metrics replace
     trainer     the bare `Trainer` (no callbacks)
     fit         `run.fit` with its default callbacks, W&B off (`track=False`)
-    fit-wandb   `run.fit` with its default callbacks, W&B offline (the `lab run` default)
+    fit-wandb   `run.fit` with its default callbacks, W&B offline (the `lab run` default).
+                These fits last 0.1-0.6 s, all of it while the sidecar starts W&B (about 1 s
+                of CPU on the other core): the row shows that start-up's interference. Over
+                600 epochs (2 s) the W&B run and the untracked one take the same wall time;
+                `bench_labs.py` gives the whole-command difference
     lightning   Lightning's Trainer, no logger/checkpoint/progress bar (only when installed:
                 `pip install -e ".[bench]"`)
 
