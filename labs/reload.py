@@ -146,32 +146,38 @@ def evaluate_saved(ref: str, *, runs_dir: str | Path | None = None
 
 def own_data_left_out(r: Reloaded, meta: dict, hook: str, command: str, verb: str
                       ) -> list[str]:
-    """Take out of `r.models` the models `variants.fit_all` recorded as trained on inputs of
+    """`leave_out_own_data` for a reloaded run (`lab eval`, `lab explain`)."""
+    return leave_out_own_data(r.lab, r.models, meta.get("recorded"), hook, command, verb,
+                              r.path.name)
+
+
+def leave_out_own_data(lab: Any, models: dict[str, Any], recorded: Any, hook: str,
+                       command: str, verb: str, run_id: str) -> list[str]:
+    """Take out of `models` the models `variants.fit_all` recorded as trained on inputs of
     their own, where the lab keeps the default `hook` (`evaluate`, `subjects`): that would
     score them on the lab's common data, numbers with no meaning. One warning per model; a
     lab that overrides the hook knows each model's data and keeps them all. Their names,
-    sorted."""
+    sorted; a one-line `LabError` when no model is left."""
     from labs.lab import Lab
     from labs.variants import OWN_DATA
 
-    if getattr(type(r.lab), hook) is not getattr(Lab, hook):
+    if getattr(type(lab), hook) is not getattr(Lab, hook):
         return []
-    recorded = meta.get("recorded")
     own = recorded.get(OWN_DATA) if isinstance(recorded, dict) else None
     own = own if isinstance(own, dict) else {}  # a hand-edited config.yaml: nothing known
-    left = sorted(n for n in r.models if n in own)
+    left = sorted(n for n in models if n in own)
     if not left:
         return []
-    where = f"{type(r.lab).__name__}.{hook}"
-    if len(left) == len(r.models):
-        raise LabError(f"every model of run {r.path.name} was trained on inputs of its own "
+    where = f"{type(lab).__name__}.{hook}"
+    if len(left) == len(models):
+        raise LabError(f"every model of run {run_id} was trained on inputs of its own "
                        f"(Variant(data=...)): nothing for lab {command}; override {where} "
                        f"to {verb} them on their inputs")
     for name in left:
         warnings.warn(f"model '{name}' was trained on inputs of its own (Variant(data=...)): "
                       f"left out of lab {command}; override {where} to {verb} it on them",
-                      OwnDataWarning, stacklevel=2)
-        del r.models[name]
+                      OwnDataWarning, stacklevel=3)
+        del models[name]
     return left
 
 

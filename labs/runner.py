@@ -8,6 +8,7 @@ import datetime as dt
 import platform
 import re
 import sys
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -145,9 +146,19 @@ def execute(name: str, overrides: dict[str, Any] | None = None, *,
         summary.write(path / "summary.txt", run.models, run.data, lab=name)
         if getattr(cfg, "explain", False) and lab_cls.explains != "none" and run.models:
             from labs.explaining import explain_run
+            from labs.reload import leave_out_own_data
 
-            metrics.update(explain_run(lab, cfg, run, run.models, run.data,
-                                       n=cfg.explain_samples, num_samples=cfg.explain_num_samples))
+            models = dict(run.models)
+            try:  # a variant trained on inputs of its own is not explained on the common ones
+                leave_out_own_data(lab, models, run.recorded, "subjects", "run's explanations",
+                                   "explain", run_id)
+            except LabError as e:
+                warnings.warn(str(e), stacklevel=1)
+                models = {}
+            if models:
+                metrics.update(explain_run(lab, cfg, run, models, run.data,
+                                           n=cfg.explain_samples,
+                                           num_samples=cfg.explain_num_samples))
     except BaseException as e:
         status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
         try:  # what was queued still lands: a resume starts from it

@@ -124,6 +124,8 @@ def fit_all(run: Run, variants: Mapping[str, nn.Module | Variant | Callable[[], 
                                    diverged=str(err), partial=epochs.history)
             continue
         results[name] = Result(name, fit, time.perf_counter() - start, params)
+    if data is not None:  # `run.data` (what the run's explanations use) is the common data,
+        run.data = data   # not the last variant's own
     return results
 
 

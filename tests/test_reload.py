@@ -238,6 +238,23 @@ def test_models_trained_on_inputs_of_their_own_are_left_out_by_the_default_hooks
     assert sorted(p.name for p in folder.iterdir() if p.is_dir()) == ["common", "same"]
 
 
+def test_the_runs_own_explanations_leave_them_out(
+        cli, runs_dir, test_labs):
+    """At the end of `lab run` too: the variants trained on inputs of their own are not
+    explained (one warning each); the others are (on the common data: see
+    test_variants' run.data test)."""
+    code, _, err = cli("run", "own-data-lab", "--no-track", "--set", "explain_samples=1",
+                       "--set", "explain_num_samples=50")
+    assert code == 0, err
+    path = only_run(runs_dir, "own-data-lab")
+    assert [line for line in err.splitlines() if line.startswith("warning: ")] == [
+        f"warning: model '{name}' was trained on inputs of its own (Variant(data=...)): left "
+        f"out of lab run's explanations; override OwnDataLab.subjects to explain it on them"
+        for name in ("more/again", "shifted")]
+    explained = path / "explanations"
+    assert sorted(p.name for p in explained.iterdir() if p.is_dir()) == ["common", "same"]
+
+
 def test_one_model_left_keeps_its_name_and_none_left_is_one_line(cli, runs_dir, test_labs):
     code, _, err = cli("run", "own-data-lab", "--no-track", "--no-explain",
                        "--set", "parts=[common,shifted]")

@@ -34,6 +34,9 @@ class Tracker:
     def log_figure(self, name, path):
         self.figures.append(name)
 
+    def config(self, values):  # Run.record's W&B side
+        pass
+
 
 def _run(tmp_path, epochs=6):
     cfg = SimpleNamespace(epochs=epochs, batch_size=16, lr=0.05, seed=0)
@@ -83,3 +86,14 @@ def test_every_builtin_lab_names_a_known_lesson(cli):
         assert lesson in LESSONS, f"{spec.name}: lesson '{lesson}' is not in labs.lab.LESSONS"
     code, out, _ = cli("info", "digits-cnn")
     assert code == 0 and "lesson:   Convolutional networks" in out
+
+
+def test_after_fit_all_the_runs_data_is_the_common_data(tmp_path):
+    # the run's explanations use run.data: not the last variant's inputs of its own
+    run = _run(tmp_path, epochs=1)
+    common, other = _blobs(), _blobs()
+    variants.fit_all(run, {"a": nn.Linear(2, 2),
+                           "own": variants.Variant(nn.Linear(2, 2), data=other)},
+                     common, loss=nn.CrossEntropyLoss())
+    assert run.data is common
+    assert run.recorded == {variants.OWN_DATA: {"own": True}}
