@@ -19,7 +19,10 @@ The same model on every side: the digits MLP 64 -> 64 ReLU -> 10, no dropout, Ad
 Each measurement is its own interpreter (Lightning in the same process slows what runs after
 it), variants interleaved within a round, `--rounds` rounds; ms/epoch is the wall time of the
 fit (imports and data loading excluded) over the epochs. The ratio is to the hand loop of the
-SAME round and batch size, then the median and range over the rounds.
+SAME round and batch size, then the median and range over the rounds. The CPU columns time
+the process's CPU (`time.process_time`: this process, its background checkpoint writer
+included, not the W&B sidecar): on a shared machine they do not count the time the process
+waited for a core, so they show the framework's own work more steadily than the wall clock.
 
     python benchmarks/bench_trainer.py [--rounds 5] [--epochs 30] [--batches 64 256]
 """
@@ -65,7 +68,7 @@ def _acc(model, data) -> float:
         return (model(data.test.x).argmax(-1) == data.test.y).float().mean().item()
 
 
-def work_hand(data, batch: int, epochs: int, threads: int) -> tuple[float, float]:
+def work_hand(data, batch: int, epochs: int, threads: int) -> tuple[float, float, float]:
     import torch
 
     torch.manual_seed(0)
@@ -73,17 +76,17 @@ def work_hand(data, batch: int, epochs: int, threads: int) -> tuple[float, float
     opt = torch.optim.Adam(model.parameters(), 1e-3)
     loss_fn = torch.nn.CrossEntropyLoss()
     x, y = data.train.x, data.train.y
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     for _ in range(epochs):
         model.train()
         for idx in torch.randperm(len(x)).split(batch):
             opt.zero_grad()
             loss_fn(model(x[idx]), y[idx]).backward()
             opt.step()
-    return time.perf_counter() - t, _acc(model, data)
+    return time.perf_counter() - t, time.process_time() - c, _acc(model, data)
 
 
-def work_hand_metrics(data, batch: int, epochs: int, threads: int) -> tuple[float, float]:
+def work_hand_metrics(data, batch: int, epochs: int, threads: int) -> tuple[float, float, float]:
     import torch
 
     torch.manual_seed(0)
@@ -92,7 +95,7 @@ def work_hand_metrics(data, batch: int, epochs: int, threads: int) -> tuple[floa
     loss_fn = torch.nn.CrossEntropyLoss()
     x, y = data.train.x, data.train.y
     history = []
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     for _ in range(epochs):
         model.train()
         total = correct = 0.0
@@ -105,10 +108,10 @@ def work_hand_metrics(data, batch: int, epochs: int, threads: int) -> tuple[floa
             total += loss.item() * len(idx)
             correct += (out.argmax(1) == y[idx]).sum().item()
         history.append((total / len(x), correct / len(x)))
-    return time.perf_counter() - t, _acc(model, data)
+    return time.perf_counter() - t, time.process_time() - c, _acc(model, data)
 
 
-def work_trainer(data, batch: int, epochs: int, threads: int) -> tuple[float, float]:
+def work_trainer(data, batch: int, epochs: int, threads: int) -> tuple[float, float, float]:
     import torch
 
     from labs import TensorLoader, Trainer
@@ -117,21 +120,22 @@ def work_trainer(data, batch: int, epochs: int, threads: int) -> tuple[float, fl
     model = _model()
     trainer = Trainer(model, torch.optim.Adam(model.parameters(), 1e-3),
                       torch.nn.CrossEntropyLoss(), epochs=epochs)
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     trainer.fit(TensorLoader(data.train, batch))
-    return time.perf_counter() - t, _acc(model, data)
+    return time.perf_counter() - t, time.process_time() - c, _acc(model, data)
 
 
 def _work_fit(batch: int, epochs: int, track: str | bool, threads: int
-              ) -> tuple[float, float]:
+              ) -> tuple[float, float, float]:
     from labs import Callback, run
 
     class FitTimer(Callback):  # last in the callback list: times the whole fit
         def on_fit_start(self, trainer):
-            self.t0 = time.perf_counter()
+            self.t0, self.c0 = time.perf_counter(), time.process_time()
 
         def on_fit_end(self, trainer):
             self.seconds = time.perf_counter() - self.t0
+            self.cpu = time.process_time() - self.c0
 
     timer = FitTimer()
     with tempfile.TemporaryDirectory() as d:
@@ -141,18 +145,18 @@ def _work_fit(batch: int, epochs: int, track: str | bool, threads: int
                   epochs=epochs, batch_size=batch, lr_schedule="none", explain=False,
                   threads=threads, track=track, runs_dir=d, progress=False,
                   callbacks=[timer])
-    return timer.seconds, res.metrics["test_acc"]
+    return timer.seconds, timer.cpu, res.metrics["test_acc"]
 
 
-def work_fit(data, batch: int, epochs: int, threads: int) -> tuple[float, float]:
+def work_fit(data, batch: int, epochs: int, threads: int) -> tuple[float, float, float]:
     return _work_fit(batch, epochs, False, threads)
 
 
-def work_fit_wandb(data, batch: int, epochs: int, threads: int) -> tuple[float, float]:
+def work_fit_wandb(data, batch: int, epochs: int, threads: int) -> tuple[float, float, float]:
     return _work_fit(batch, epochs, "offline", threads)
 
 
-def work_lightning(data, batch: int, epochs: int, threads: int) -> tuple[float, float]:
+def work_lightning(data, batch: int, epochs: int, threads: int) -> tuple[float, float, float]:
     import lightning as L
     import torch
 
@@ -180,9 +184,9 @@ def work_lightning(data, batch: int, epochs: int, threads: int) -> tuple[float, 
     trainer = L.Trainer(max_epochs=epochs, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False,
                         accelerator="cpu", devices=1)
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     trainer.fit(m, Batches())
-    return time.perf_counter() - t, _acc(m.net, data)
+    return time.perf_counter() - t, time.process_time() - c, _acc(m.net, data)
 
 
 def worker_main(variant: str, batch: int, epochs: int, threads: int) -> None:
@@ -193,8 +197,10 @@ def worker_main(variant: str, batch: int, epochs: int, threads: int) -> None:
 
     threads_mod.apply(threads)  # what `lab run` does: every side gets the same thread count
     data = datasets.digits(seed=0)
-    seconds, acc = globals()[f"work_{variant.replace('-', '_')}"](data, batch, epochs, threads)
-    print(json.dumps({"ms_per_epoch": 1e3 * seconds / epochs, "acc": acc,
+    seconds, cpu, acc = globals()[f"work_{variant.replace('-', '_')}"](data, batch, epochs,
+                                                                       threads)
+    print(json.dumps({"ms_per_epoch": 1e3 * seconds / epochs, "cpu_ms_per_epoch":
+                      1e3 * cpu / epochs, "acc": acc,
                       "threads": torch.get_num_threads(),
                       "steps_per_epoch": -(-len(data.train.x) // batch)}))
 
@@ -209,6 +215,7 @@ def measure(rounds: int, epochs: int, batches: list[int], variants: list[str],
             threads: int) -> dict:
     script = Path(__file__).resolve()
     raw = {b: {v: [] for v in variants} for b in batches}
+    cpu = {b: {v: [] for v in variants} for b in batches}
     accs = {b: {} for b in batches}
     steps = {}
     used = None
@@ -222,6 +229,7 @@ def measure(rounds: int, epochs: int, batches: list[int], variants: list[str],
                                                   "--threads", str(threads)],
                                          WANDB_DIR=wd, WANDB_CACHE_DIR=wd, WANDB_CONFIG_DIR=wd)
                 raw[b][v].append(res["ms_per_epoch"])
+                cpu[b][v].append(res["cpu_ms_per_epoch"])
                 accs[b][v] = res["acc"]
                 used, steps[b] = res["threads"], res["steps_per_epoch"]
                 print(f"round {r + 1}/{rounds} batch {b:>3} {v:<10} "
@@ -232,12 +240,15 @@ def measure(rounds: int, epochs: int, batches: list[int], variants: list[str],
                        "process": "one fresh process per measurement"},
            "labels": {v: VARIANTS[v] for v in variants}, "batches": {}}
     for b in batches:
-        hand = raw[b]["hand"]
+        hand, hand_cpu = raw[b]["hand"], cpu[b]["hand"]
         rows = {}
         for v in variants:
             ratios = [m / h for m, h in zip(raw[b][v], hand, strict=True)]
+            cpu_ratios = [m / h for m, h in zip(cpu[b][v], hand_cpu, strict=True)]
             rows[v] = {"ms_per_epoch": _common.stats(raw[b][v]),
                        "ratio_to_hand": _common.stats(ratios),
+                       "cpu_ms_per_epoch": _common.stats(cpu[b][v]),
+                       "cpu_ratio_to_hand": _common.stats(cpu_ratios),
                        "steps_per_epoch": steps[b], "test_acc": round(accs[b][v], 4),
                        "raw_ms": [round(m, 3) for m in raw[b][v]]}
         out["batches"][str(b)] = rows
