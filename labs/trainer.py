@@ -245,22 +245,13 @@ class _Means:
         sums: dict[str, Any] = {}
         counts: dict[str, int] = {}
         for k, kept in self.values.items():
-            values = [v for v, _, _ in kept]
-            ns = [n for _, n, _ in kept]
-            counts[k] = max(sum(ns), 1)
-            tensors = [v for v in values if isinstance(v, torch.Tensor)]
-            if not tensors:
-                sums[k] = float(sum(v * n for v, n in zip(values, ns)))
-                continue
-            dev = tensors[0].device
-            if dev.type == "cpu":  # .item() costs nothing here: no device to wait for
+            counts[k] = max(sum(n for _, n, _ in kept), 1)
+            dev = next((v.device for v, _, _ in kept if isinstance(v, torch.Tensor)), None)
+            if dev is None or dev.type == "cpu":  # .item() costs nothing here: nothing to wait for
                 sums[k] = math.fsum((v.item() if isinstance(v, torch.Tensor) else v) * n
-                                    for v, n in zip(values, ns))
-                continue
-            if len(tensors) < len(values):
-                values = [torch.as_tensor(v, device=dev) for v in values]
-            stacked = torch.stack([v.float() for v in values])
-            sums[k] = stacked @ torch.tensor(ns, dtype=stacked.dtype, device=dev)
+                                    for v, n, _ in kept)
+            else:  # summed on the device: the one sync is below
+                sums[k] = _weighted_sum(kept, dev)
         if self.preds:
             preds = [_predicted(p).reshape(-1) if p.is_floating_point() else p.reshape(-1)
                      for p in _concat_logits(self.preds)]
@@ -284,7 +275,7 @@ class _Means:
                                              .reshape(()).cpu() for v, _, _ in kept]))
         bad = (~finite).nonzero()
         if not len(bad):  # every batch finite: the sum overflowed
-            return len(kept) - 1, float("inf")
+            return kept[-1][2], float("inf")
         j = int(bad[0, 0])
         return kept[j][2], kept[j][0]
 
@@ -567,6 +558,12 @@ def _channels_last(batch: Any) -> Any:
     if isinstance(batch, (list, tuple)):
         return type(batch)(_channels_last(v) for v in batch)
     return batch
+
+
+def _weighted_sum(kept: list[tuple[Any, int, int]], device: torch.device) -> torch.Tensor:
+    """Sum of value x batch size over kept `(value, n, batch)`s, as one tensor on `device`."""
+    values = torch.stack([torch.as_tensor(v, device=device).float() for v, _, _ in kept])
+    return values @ torch.tensor([n for _, n, _ in kept], dtype=values.dtype, device=device)
 
 
 def _concat_logits(preds: list[torch.Tensor]) -> list[torch.Tensor]:

@@ -322,6 +322,16 @@ def test_a_key_is_averaged_over_the_batches_that_returned_it():
     assert hist.last["train_plain"] == pytest.approx(2.0)
 
 
+def test_the_device_sum_of_a_key_equals_the_host_sum():
+    # off the CPU a key's values are summed on the device (one sync per epoch); the same
+    # arithmetic, run here on the CPU, must give what the host path's fsum gives
+    from labs.trainer import _weighted_sum
+
+    kept = [(torch.tensor(0.5), 16, 0), (2.0, 16, 1), (torch.tensor([1.5]).reshape(()), 8, 2)]
+    got = _weighted_sum(kept, torch.device("cpu"))
+    assert got.shape == () and got.item() == pytest.approx(0.5 * 16 + 2.0 * 16 + 1.5 * 8)
+
+
 def test_a_nan_gradient_norm_alone_is_a_divergence_with_one_line():
     model = nn.Linear(3, 2)
 
