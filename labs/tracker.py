@@ -38,8 +38,9 @@ from labs.rundir import jsonable
 WANDB_MODES = ("offline", "online", "disabled")
 INIT_TIMEOUT = 15.0  # seconds an online W&B start may take before the run goes offline
 JOIN_TIMEOUT = 120.0  # the most `finish` waits for the sidecar to send everything to W&B
-# metrics.jsonl is flushed at least this often (seconds) and before every checkpoint write: a
-# SIGKILL loses at most the last second of rows, never those of an epoch a checkpoint holds
+# metrics.jsonl: a row reaches the disk with the first row logged FLUSH_EVERY seconds or more
+# after the previous flush, with the next checkpoint write, or when the run ends. A SIGKILL can
+# lose up to a second of logging's rows, never those of an epoch a checkpoint holds.
 FLUSH_EVERY = 1.0
 
 
@@ -95,8 +96,7 @@ class Tracker:
         self._send("log", row=row, axis=axis if step is not None else None)
 
     def flush(self, now: float | None = None) -> None:
-        """Write buffered rows to metrics.jsonl now (rows reach it at least every
-        `FLUSH_EVERY` seconds by themselves; a checkpoint write flushes first)."""
+        """Write buffered rows to metrics.jsonl now (a checkpoint write calls it first)."""
         self._file.flush()
         self._flushed = time.monotonic() if now is None else now
 
