@@ -231,7 +231,8 @@ def summary() -> str:
             parts = ([f"the same loop logging loss and accuracy {r['hand-metrics']:.2f}x"]
                      if "hand-metrics" in r else [])
             parts += [f"bare `Trainer` {r['trainer']:.2f}x", f"`run.fit` {r['fit']:.2f}x",
-                     f"with W&B offline {r['fit-wandb']:.2f}x"]
+                     f"with W&B offline {r['fit-wandb']:.2f}x (W&B's start-up overlaps these "
+                     f"sub-second fits)"]
             if "lightning" in r:
                 parts.append(f"Lightning {r['lightning']:.2f}x")
             cpu = (f"; in CPU time: bare `Trainer` {rc['trainer']:.2f}x, `run.fit` "
