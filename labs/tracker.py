@@ -38,9 +38,10 @@ from labs.rundir import jsonable
 WANDB_MODES = ("offline", "online", "disabled")
 INIT_TIMEOUT = 15.0  # seconds an online W&B start may take before the run goes offline
 JOIN_TIMEOUT = 120.0  # the most `finish` waits for the sidecar to send everything to W&B
-# metrics.jsonl: a row reaches the disk with the first row logged FLUSH_EVERY seconds or more
-# after the previous flush, with the next checkpoint write, or when the run ends. A SIGKILL can
-# lose up to a second of logging's rows, never those of an epoch a checkpoint holds.
+# A logged row reaches metrics.jsonl (and W&B's sidecar) with the first row logged
+# FLUSH_EVERY seconds or more after the previous flush, with the next checkpoint write, or
+# when the run ends. A SIGKILL can lose up to a second of logging's rows, never those of an
+# epoch a checkpoint holds.
 FLUSH_EVERY = 1.0
 
 
@@ -59,6 +60,11 @@ class Tracker:
         self.metrics_path = self.dir / "metrics.jsonl"
         self._file = open(self.metrics_path, "a", encoding="utf-8")
         self._flushed = time.monotonic()
+        # rows and their W&B commands wait here until the next flush: formatting them and
+        # waking the sidecar's writer thread once a second, not once an epoch, keeps the
+        # training loop's epochs short
+        self._rows: list[dict[str, Any]] = []
+        self._logs: list[dict[str, Any]] = []
         self._sidecar: Sidecar | None = None
         if wandb_mode != "disabled":
             init = dict(project=project, entity=entity, name=name, id=run_id,
@@ -69,7 +75,13 @@ class Tracker:
 
     def _send(self, op: str, **fields: Any) -> None:
         if self._sidecar is not None:
+            self._send_logs()  # W&B gets every command in the order the lab made it
             self._sidecar.send({"op": op, **fields})
+
+    def _send_logs(self) -> None:
+        if self._logs and self._sidecar is not None:
+            self._sidecar.send(self._logs)
+            self._logs = []
 
     # -- logging -----------------------------------------------------------------------------
 
@@ -87,22 +99,28 @@ class Tracker:
         else:
             record = {"step": step, "axis": axis, axis: step, "time": round(time.time(), 3),
                       **row}
-        self._file.write(json.dumps(record) + "\n")
+        self._rows.append(record)
+        if self._sidecar is not None:
+            self._logs.append({"op": "log", "row": {axis: step, **row} if step is not None
+                               else row, "axis": axis if step is not None else None})
         now = time.monotonic()
-        if now - self._flushed >= FLUSH_EVERY:  # a flush per epoch was a third of the logging
+        if now - self._flushed >= FLUSH_EVERY:
             self.flush(now)
-        if step is not None:
-            row = {axis: step, **row}
-        self._send("log", row=row, axis=axis if step is not None else None)
 
     def flush(self, now: float | None = None) -> None:
-        """Write buffered rows to metrics.jsonl now (a checkpoint write calls it first)."""
+        """Write the waiting rows to metrics.jsonl and hand their W&B commands to the sidecar
+        now (a checkpoint write calls it first)."""
+        if self._rows:
+            self._file.write("".join(json.dumps(r) + "\n" for r in self._rows))
+            self._rows = []
         self._file.flush()
+        self._send_logs()
         self._flushed = time.monotonic() if now is None else now
 
     def forget_after(self, step: int, key: str) -> None:
         """Drop the rows holding `key` logged after `step`: a run killed between logging an
         epoch and checkpointing it logs that epoch again when it resumes."""
+        self.flush()
         self._file.close()
         rows = self.metrics_path.read_text(encoding="utf-8").splitlines()
         kept = [r for r in rows if (d := _row(r)) is not None
@@ -147,6 +165,7 @@ class Tracker:
 
     def finish(self, exit_code: int = 0) -> None:
         """Close metrics.jsonl; let the sidecar send the rest to W&B and finish (bounded)."""
+        self.flush()
         self._file.close()
         if self._sidecar is not None:
             sidecar, self._sidecar = self._sidecar, None
@@ -175,7 +194,8 @@ class Sidecar:
         self._writer.start()
         self._reader.start()
 
-    def send(self, cmd: dict[str, Any]) -> None:
+    def send(self, cmd: dict[str, Any] | list[dict[str, Any]]) -> None:
+        """One command, or a list of them (written in one go)."""
         self._queue.put(cmd)
 
     def _write(self) -> None:
@@ -185,7 +205,8 @@ class Sidecar:
             if cmd is None:
                 break
             try:
-                stdin.write((json.dumps(cmd) + "\n").encode())
+                cmds = cmd if isinstance(cmd, list) else [cmd]
+                stdin.write("".join(json.dumps(c) + "\n" for c in cmds).encode())
                 if self._queue.empty():
                     stdin.flush()
             except (OSError, ValueError):  # the sidecar died: what is left has nowhere to go

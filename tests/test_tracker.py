@@ -191,8 +191,9 @@ def test_tracker_log_axis_rows_and_declarations(tmp_path):
         def __init__(self, sink):
             self.sink = sink
 
-        def send(self, cmd):
-            self.sink.apply(json.loads(json.dumps(cmd)))  # what crosses the pipe is JSON
+        def send(self, cmd):  # one command, or a flush's list of log commands
+            for c in cmd if isinstance(cmd, list) else [cmd]:
+                self.sink.apply(json.loads(json.dumps(c)))  # what crosses the pipe is JSON
 
         def close(self, exit_code):
             self.sink.apply({"op": "finish", "exit_code": exit_code})
@@ -352,3 +353,31 @@ def test_a_checkpoint_write_flushes_the_rows_of_its_epochs_first(tmp_path, monke
     run("xor-mlp", epochs=4, checkpoint_every="1 epochs", explain=False, track=False,
         runs_dir=tmp_path, callbacks=[Spy()])
     assert seen == [(1, 1), (2, 2), (3, 3)]  # every epoch last.pt holds has its row on disk
+
+
+def test_waiting_rows_reach_wandb_in_order_and_in_one_write(tmp_path, monkeypatch):
+    import labs.tracker as tracker_mod
+
+    monkeypatch.setattr(tracker_mod, "FLUSH_EVERY", 3600.0)
+    sent = []
+
+    class Pipe:  # the tracker's side of the sidecar: what it hands over, in order
+        def send(self, cmd):
+            sent.append(cmd)
+
+        def close(self, exit_code):
+            return []
+
+    t = Tracker(tmp_path, wandb_mode="disabled")
+    t._sidecar = Pipe()
+    t.log({"loss": 1.0}, step=1, axis="epoch")
+    t.log({"loss": 0.5}, step=2, axis="epoch")
+    assert sent == []  # waiting for the next flush: no wake-up of the writer per epoch
+    t.log_table("t", ["a"], [[1]])  # another command: the rows before it go first
+    t.log({"loss": 0.25}, step=3, axis="epoch")
+    t.finish()
+    # (the sidecar's close sends "finish" itself, after everything handed over)
+    assert [c["op"] if isinstance(c, dict) else [x["row"]["loss"] for x in c]
+            for c in sent] == [[1.0, 0.5], "table", [0.25]]
+    rows = [json.loads(r) for r in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["loss"] for r in rows] == [1.0, 0.5, 0.25]
