@@ -116,16 +116,22 @@ def per_kind(n: int, repeats: int) -> dict[str, dict]:
         explainer = get_explainer(subject.kind)()
         explainer.prepare(subject)
         e = report.explanations[0]
-        fig_ms = []
-        for _ in range(3):
-            t = time.perf_counter()
-            fig = explainer.figure(subject, e)
-            fig.set_dpi(100)
-            FigureCanvasAgg(fig).print_png(io.BytesIO())  # as explain.runner saves it
-            fig_ms.append((time.perf_counter() - t) * 1e3)
+        fig_ms = figure_ms(explainer, subject, e, 3)
         out[name] = {"lime_ms": round(lime_ms, 2),
                      "shap_ms": None if shap_ms is None else round(shap_ms, 2),
                      "figure_ms": round(statistics.median(fig_ms), 1)}
+    return out
+
+
+def figure_ms(explainer, subject, e, repeats: int) -> list[float]:
+    """ms to draw an explanation's figure and render it to PNG, as explain.runner saves it."""
+    out = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fig = explainer.figure(subject, e)
+        fig.set_dpi(100)
+        FigureCanvasAgg(fig).print_png(io.BytesIO())
+        out.append((time.perf_counter() - t) * 1e3)
     return out
 
 
@@ -189,13 +195,7 @@ def main() -> None:
     explainer = ImageExplainer()
     explainer.prepare(subject)
     e = explainer.explain_one(subject, 0, 0, n)
-    fig_ms = []
-    for _ in range(5):
-        t = time.perf_counter()
-        fig = explainer.figure(subject, e)
-        fig.set_dpi(100)
-        FigureCanvasAgg(fig).print_png(io.BytesIO())  # as explain.runner saves it
-        fig_ms.append((time.perf_counter() - t) * 1e3)
+    fig_ms = figure_ms(explainer, subject, e, 5)
 
     kinds = per_kind(n, args.repeats)
 
