@@ -19,7 +19,8 @@ The same model on every side: the digits MLP 64 -> 64 ReLU -> 10, no dropout, Ad
 Each measurement is its own interpreter (Lightning in the same process slows what runs after
 it), variants interleaved within a round, `--rounds` rounds; ms/epoch is the wall time of the
 fit (imports and data loading excluded) over the epochs. The ratio is to the hand loop of the
-SAME round and batch size, then the median and range over the rounds. The CPU columns time
+SAME round and batch size, then the median and range over the rounds; the rendered table
+adds the fastest run over the hand loop's fastest (noise only adds time). The CPU figures time
 the process's CPU (`time.process_time`: this process, its background checkpoint writer
 included, not the W&B sidecar): on a shared machine they do not count the time the process
 waited for a core, so they show the framework's own work more steadily than the wall clock.
