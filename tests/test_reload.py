@@ -53,11 +53,10 @@ class TwinLab(Lab):
         return out
 
 
-class VocabLab(Lab):
-    """An MLP plus a vocabulary and class counts, saved beside the weights and reloaded."""
+class XorMLP(Lab):
+    """XOR and an 8-unit MLP: the data and model of the labs below (registered: none)."""
 
     tags = ("test",)
-    explains = "none"
     Config = Config
 
     def data(self, cfg):
@@ -65,6 +64,12 @@ class VocabLab(Lab):
 
     def model(self, cfg, data):
         return models.mlp(2, [8], 2, "tanh")
+
+
+class VocabLab(XorMLP):
+    """An MLP plus a vocabulary and class counts, saved beside the weights and reloaded."""
+
+    explains = "none"
 
     def run(self, cfg, run):
         data = self.data(cfg)
@@ -95,18 +100,11 @@ class OwnConfig(Config):
     parts: list[str] = option(["common", "same", "shifted", "again"], "variants to train")
 
 
-class OwnDataLab(Lab):
+class OwnDataLab(XorMLP):
     """XOR variants with the default hooks; two of them learn it on inputs of their own."""
 
-    tags = ("test",)
     explains = "tabular"
     Config = OwnConfig
-
-    def data(self, cfg):
-        return datasets.logic_gate("XOR")
-
-    def model(self, cfg, data):
-        return models.mlp(2, [8], 2, "tanh")
 
     def run(self, cfg, run):
         data = self.data(cfg)
