@@ -25,7 +25,15 @@ the process's CPU (`time.process_time`: this process, its background checkpoint 
 included, not the W&B sidecar): on a shared machine they do not count the time the process
 waited for a core, so they show the framework's own work more steadily than the wall clock.
 
+Between processes the same hand loop swings by 10-25% on a shared machine (placement, heap
+layout), more than the framework's overhead. A second table therefore runs the hand loop,
+its metrics version, the bare Trainer and `run.fit` (W&B off) alternating in ONE fresh
+interpreter (`--same-process-rounds`, after an untimed run of each), and checks that the
+fits do not slow the hand loop after them (its fastest run after the fits over its fastest
+before any: `hand_after_fits_over_before`, ~1.00 when the table is fair).
+
     python benchmarks/bench_trainer.py [--rounds 5] [--epochs 30] [--batches 64 256]
+                                       [--same-process-rounds 15]
 """
 
 from __future__ import annotations
@@ -206,6 +214,60 @@ def worker_main(variant: str, batch: int, epochs: int, threads: int) -> None:
                       "steps_per_epoch": -(-len(data.train.x) // batch)}))
 
 
+SAME_PROCESS = ["hand", "hand-metrics", "trainer", "fit"]  # no W&B sidecar, no Lightning
+
+
+def worker_same_process(batches: list[int], epochs: int, rounds: int, threads: int) -> None:
+    """Every variant in this one interpreter, alternating: no process-to-process noise.
+
+    Each variant runs once untimed first (allocator and caches warm), then the hand loop runs
+    3 times before any framework fit, the check that the fits do not slow what runs after
+    them in this process (the reason for one process per measurement above)."""
+    import torch
+
+    from labs import datasets
+    from labs import threads as threads_mod
+
+    threads_mod.apply(threads)
+    data = datasets.digits(seed=0)
+    out: dict = {"threads": torch.get_num_threads(), "batches": {}}
+    def timed(v: str, b: int) -> float:
+        work = globals()[f"work_{v.replace('-', '_')}"]
+        return 1e3 * work(data, b, epochs, threads)[0] / epochs
+
+    for b in batches:
+        before = [timed("hand", b) for _ in range(3)]
+        for v in SAME_PROCESS:
+            timed(v, b)
+        raw: dict[str, list[float]] = {v: [] for v in SAME_PROCESS}
+        for r in range(rounds):
+            k = r % len(SAME_PROCESS)
+            for v in SAME_PROCESS[k:] + SAME_PROCESS[:k]:
+                raw[v].append(timed(v, b))
+        out["batches"][str(b)] = {"raw_ms": raw, "hand_before_fits_ms": before}
+    print(json.dumps(out))
+
+
+def same_process(rounds: int, epochs: int, batches: list[int], threads: int) -> dict:
+    """The hand loop, the bare Trainer and run.fit alternating in one fresh interpreter."""
+    res = _common.worker(Path(__file__).resolve(),
+                         ["--worker", "same-process", "--batches", *map(str, batches),
+                          "--epochs", str(epochs), "--rounds", str(rounds),
+                          "--threads", str(threads)])
+    out = {"rounds": rounds, "torch_threads": res["threads"], "batches": {}}
+    for b, r in res["batches"].items():
+        raw, hand = r["raw_ms"], r["raw_ms"]["hand"]
+        out["batches"][b] = {
+            "hand_after_fits_over_before": round(min(hand) / min(r["hand_before_fits_ms"]), 3),
+            "variants": {v: {"ms_per_epoch": _common.stats(ms),
+                             "ratio_to_hand": _common.stats(
+                                 [m / h for m, h in zip(ms, hand, strict=True)]),
+                             "fastest_over_fastest_hand": round(min(ms) / min(hand), 3),
+                             "raw_ms": [round(m, 3) for m in ms]}
+                         for v, ms in raw.items()}}
+    return out
+
+
 # -- the driver ------------------------------------------------------------------------------
 
 def lightning_available() -> bool:
@@ -263,10 +325,14 @@ def main() -> None:
     p.add_argument("--batches", type=int, nargs="+", default=[64, 256])
     p.add_argument("--threads", type=int, default=0,
                    help="torch threads on every side (0: the framework's auto rule)")
-    p.add_argument("--worker", choices=list(VARIANTS), help=argparse.SUPPRESS)
+    p.add_argument("--same-process-rounds", type=int, default=15,
+                   help="rounds of the same-process table (0: skip it)")
+    p.add_argument("--worker", choices=[*VARIANTS, "same-process"], help=argparse.SUPPRESS)
     p.add_argument("--batch", type=int, default=64, help=argparse.SUPPRESS)
     p.add_argument("--no-write", action="store_true", help="print only, keep the JSON as is")
     args = p.parse_args()
+    if args.worker == "same-process":
+        return worker_same_process(args.batches, args.epochs, args.rounds, args.threads)
     if args.worker:
         return worker_main(args.worker, args.batch, args.epochs, args.threads)
 
@@ -280,6 +346,9 @@ def main() -> None:
         print(note, file=sys.stderr)
     result = {"machine": _common.machine(),
               **measure(args.rounds, args.epochs, args.batches, variants, args.threads)}
+    if args.same_process_rounds:
+        result["same_process"] = same_process(args.same_process_rounds, args.epochs,
+                                              args.batches, args.threads)
     if note:
         result["note"] = note
     import render

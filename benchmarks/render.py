@@ -52,8 +52,25 @@ def trainer_table(d: dict) -> str:
             [[d["labels"][v], _mr(r["ms_per_epoch"]), _mr(r["ratio_to_hand"], "{:.2f}"),
               f"{min(r['raw_ms']) / fastest:.2f}", f"{r['test_acc']:.3f}"]
              for v, r in rows.items()]))
+    if d.get("same_process"):
+        out += ["", same_process_table(d)]
     if d.get("note"):
         out += ["", d["note"] + "."]
+    return "\n".join(out)
+
+
+def same_process_table(d: dict) -> str:
+    sp = d["same_process"]
+    out = [f"The same variants alternating in ONE process ({sp['rounds']} rounds after an "
+           f"untimed run of each, {sp['torch_threads']} torch thread(s)): no "
+           f"process-to-process noise; median (range):"]
+    for b, r in sp["batches"].items():
+        out += ["", f"batch {b}: the hand loop's fastest run after the fits over its fastest "
+                    f"before any: {r['hand_after_fits_over_before']:.2f}", ""]
+        out.append(table(
+            ["variant", "ms/epoch", "/ hand loop (same round)", "fastest / fastest hand loop"],
+            [[d["labels"][v], _mr(x["ms_per_epoch"]), _mr(x["ratio_to_hand"], "{:.2f}"),
+              f"{x['fastest_over_fastest_hand']:.2f}"] for v, x in r["variants"].items()]))
     return "\n".join(out)
 
 
@@ -237,8 +254,8 @@ def summary() -> str:
                 parts.append(f"Lightning {r['lightning']:.2f}x")
             lines.append(f"- Digits MLP, batch {b}: hand-written loop {hand:.1f} ms/epoch; "
                          + ", ".join(parts) + f"; fastest run against fastest run: bare "
-                         f"`Trainer` {rf['trainer']:.2f}x, `run.fit` {rf['fit']:.2f}x "
-                         f"(`bench_trainer.py`).")
+                         f"`Trainer` {rf['trainer']:.2f}x, `run.fit` {rf['fit']:.2f}x"
+                         + _same_process_summary(t, b) + " (`bench_trainer.py`).")
         if "lightning" not in t["labels"]:
             lines.append("  Lightning was not installed for this run (`pip install -e "
                          "\".[bench]\"`).")
@@ -289,6 +306,17 @@ def summary() -> str:
     lines.append("- Every table, with the machine it ran on: "
                  "[benchmarks/README.md](benchmarks/README.md).")
     return "\n".join(lines) + "\n"
+
+
+def _same_process_summary(t: dict, b: str) -> str:
+    r = t.get("same_process", {}).get("batches", {}).get(b)
+    if not r:
+        return ""
+    v = r["variants"]
+    return (f"; alternating in one process: bare `Trainer` "
+            f"{v['trainer']['ratio_to_hand']['median']:.2f}x, `run.fit` "
+            f"{v['fit']['ratio_to_hand']['median']:.2f}x (fastest/fastest "
+            f"{v['fit']['fastest_over_fastest_hand']:.2f}x)")
 
 
 def splice(path: Path, body: str) -> str:
