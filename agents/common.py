@@ -184,6 +184,16 @@ def greedy_episodes(policy: nn.Module, env_id: str, episodes: int, seed: int,
     return returns, lengths, kept
 
 
+def greedy_action(policy: nn.Module, device: Any = "cpu"):
+    """observation -> the policy's greedy action (argmax of its outputs), as an int."""
+    @torch.no_grad()
+    def act(obs: np.ndarray) -> int:
+        return int(policy(torch.as_tensor(obs, dtype=torch.float32, device=device)[None])
+                   .argmax(-1))
+
+    return act
+
+
 # -- the loop every agent reports to ---------------------------------------------------------
 
 
@@ -395,10 +405,13 @@ class AgentLab(Lab):
         metrics.update(loop.metrics())
         run.figure("returns", returns_figure(loop, self.name or type(self).__name__))
         if cfg.record_video:
-            path, renderer = record_episode(policy, cfg.env_id, cfg.seed + EVAL_SEED_OFFSET,
-                                            run.dir / "figures" / "episode.gif", run.device)
+            from agents.episode_gif import episode_gif
+
+            path, frames, renderer = episode_gif(
+                cfg.env_id, greedy_action(policy, run.device),
+                run.dir / "figures" / "episode.gif", cfg.seed + EVAL_SEED_OFFSET, fps=25)
             run.video("episode", path, fps=25)
-            run.table("video", ["file", "renderer"], [[path.name, renderer]])
+            run.table("video", ["file", "frames", "renderer"], [[path.name, frames, renderer]])
         if cfg.explain:
             from agents.policy import explain_policy
 
@@ -439,7 +452,7 @@ class AgentLab(Lab):
         return {"": self.subject(cfg, policy, device, cfg.explain_states)}
 
 
-# -- figures and the GIF ---------------------------------------------------------------------
+# -- figures ---------------------------------------------------------------------------------
 
 
 def returns_figure(loop: AgentLoop, title: str):
@@ -465,38 +478,3 @@ def returns_figure(loop: AgentLoop, title: str):
            title=f"{title}: training and evaluation returns")
     ax.legend(loc="upper left", fontsize=8)
     return fig
-
-
-@torch.no_grad()
-def record_episode(policy: nn.Module, env_id: str, seed: int, path: Path,
-                   device: Any = "cpu", fps: int = 25) -> tuple[Path, str]:
-    """One greedy episode as a GIF (imageio). Gymnasium's rgb_array frames need pygame; without
-    it a CartPole state is drawn with matplotlib (other environments need pygame)."""
-    import imageio.v2 as imageio
-
-    env = make_env(env_id, render_mode="rgb_array")
-    obs, _ = env.reset(seed=seed)
-    states, frames, renderer = [obs], [], "gymnasium rgb_array"
-    try:
-        frames.append(env.render())
-    except Exception:  # noqa: BLE001 - gymnasium's DependencyNotInstalled (pygame) and kin
-        frames = None
-    while True:
-        a = int(policy(torch.as_tensor(obs, dtype=torch.float32, device=device)[None])
-                .argmax(-1))
-        obs, _, terminated, truncated, _ = env.step(a)
-        states.append(obs)
-        if frames is not None:
-            frames.append(env.render())
-        if terminated or truncated:
-            break
-    env.close()
-    if frames is None:
-        if not env_id.startswith("CartPole"):
-            raise LabError(f"record_video needs pygame to render {env_id}: pip install pygame")
-        from agents.gym_basics import matplotlib_frames
-
-        frames, renderer = matplotlib_frames(states[::2]), "matplotlib (no pygame)"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    imageio.mimsave(path, frames, duration=1000 / fps, loop=0)
-    return path, renderer

@@ -170,9 +170,11 @@ def pygame_frames(states: list[np.ndarray]) -> list[np.ndarray]:
     return frames
 
 
-def matplotlib_frames(states: list[np.ndarray]) -> list[np.ndarray]:
+def matplotlib_frames(states: list[np.ndarray], steps: list[int] | None = None
+                      ) -> list[np.ndarray]:
     """Each state (x, x_dot, theta, theta_dot) drawn as a cart on a track with its pole, as an
-    RGB array: CartPole's geometry (track +-2.4, pole 1.0 long, failure at +-12 degrees)."""
+    RGB array: CartPole's geometry (track +-2.4, pole 1.0 long, failure at +-12 degrees),
+    labelled with its step (`steps`; default 0, 1, ...: every state)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
@@ -187,7 +189,8 @@ def matplotlib_frames(states: list[np.ndarray]) -> list[np.ndarray]:
     (pole,) = ax.plot([], [], color="#ca9865", lw=5, solid_capstyle="round")
     label = ax.text(-2.5, 1.45, "", fontsize=8, va="top")
     frames = []
-    for t, (x, _, theta, _) in enumerate(states):
+    steps = range(len(states)) if steps is None else steps
+    for t, (x, _, theta, _) in zip(steps, states):
         cart.set_xy((x - 0.25, -0.05))
         top = 0.2
         pole.set_data([x, x + np.sin(theta)], [top, top + np.cos(theta)])

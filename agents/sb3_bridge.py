@@ -536,6 +536,17 @@ def evaluate(model: Any, spec: Spec, norm: dict[str, np.ndarray] | None, episode
             "eval_length": float(np.mean(lengths))}
 
 
+def deterministic_action(model: Any, spec: Spec, norm: dict[str, np.ndarray] | None):
+    """raw observation -> the model's deterministic action (on the normalized observation, as
+    the agent was trained): the GIF's and the explained rollouts' policy."""
+    prep = normalizer(spec, norm)
+
+    def act(obs: Any) -> Any:
+        return model.predict(prep(np.asarray(obs, dtype=np.float32)), deterministic=True)[0]
+
+    return act
+
+
 # -- explanations ----------------------------------------------------------------------------
 
 
@@ -578,14 +589,13 @@ def rollout_states(model: Any, spec: Spec, norm: dict[str, np.ndarray] | None, s
     shuffled: the states whose actions LIME explains."""
     import gymnasium as gym
 
-    prep = normalizer(spec, norm)
+    act = deterministic_action(model, spec, norm)
     env = gym.make(spec.env_id)
     obs, _ = env.reset(seed=seed)
     states = []
     for _ in range(steps):
         states.append(np.asarray(obs, dtype=np.float32))
-        action, _ = model.predict(prep(np.asarray(obs, dtype=np.float32)), deterministic=True)
-        obs, _, terminated, truncated, _ = env.step(action)
+        obs, _, terminated, truncated, _ = env.step(act(obs))
         if terminated or truncated:
             obs, _ = env.reset()
     env.close()
@@ -599,65 +609,3 @@ def policy_subject(predict, states, feature_names, action_names=None,
     from agents.policy import policy_subject as subject
 
     return subject(predict, states, feature_names, action_names, mode)
-
-
-# -- an episode as a GIF ---------------------------------------------------------------------
-
-
-def record_episode(model: Any, spec: Spec, norm: dict[str, np.ndarray] | None, path: Path,
-                   seed: int, fps: int, max_frames: int = 500) -> tuple[Path, int, str]:
-    """Play one deterministic episode and write it as a GIF (imageio). The env's rgb_array
-    frames need pygame for the classic-control envs; without it each observation is drawn
-    with matplotlib instead (CartPole as a cart and pole, others as bars). Returns
-    (path, frames, what drew them)."""
-    import gymnasium as gym
-    import imageio.v2 as imageio
-
-    prep = normalizer(spec, norm)
-    try:
-        env = gym.make(spec.env_id, render_mode="rgb_array")
-        obs, _ = env.reset(seed=seed)
-        frames, renderer = [env.render()], "gymnasium rgb_array"
-    except (gym.error.DependencyNotInstalled, ImportError):
-        env, frames, renderer = gym.make(spec.env_id), None, "matplotlib (pygame is not installed)"
-        obs, _ = env.reset(seed=seed)
-    states = [np.asarray(obs)]
-    while len(states) < max_frames:
-        action, _ = model.predict(prep(np.asarray(obs, dtype=np.float32)), deterministic=True)
-        obs, _, terminated, truncated, _ = env.step(action)
-        states.append(np.asarray(obs))
-        if frames is not None:
-            frames.append(env.render())
-        if terminated or truncated:
-            break
-    env.close()
-    if frames is None:
-        frames = drawn_frames(spec.env_id, states)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    imageio.mimsave(path, [np.asarray(f, dtype=np.uint8) for f in frames],
-                    duration=1000 / fps, loop=0)
-    return path, len(frames), renderer
-
-
-def drawn_frames(env_id: str, states: list[np.ndarray]) -> list[np.ndarray]:
-    if env_id.startswith("CartPole"):
-        from agents.gym_basics import matplotlib_frames
-
-        return matplotlib_frames(states)
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(4, 2.4), dpi=75, layout="constrained")
-    canvas = FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    bound = float(np.max(np.abs(states))) or 1.0
-    bars = ax.bar(np.arange(len(states[0])), states[0], color="C0")
-    ax.set(ylim=(-bound, bound), xlabel="observation feature", title=env_id)
-    frames = []
-    for t, s in enumerate(states):
-        for b, v in zip(bars, s):
-            b.set_height(v)
-        ax.set_title(f"{env_id}  t={t}", fontsize=9)
-        canvas.draw()
-        frames.append(np.asarray(canvas.buffer_rgba())[..., :3].copy())
-    return frames

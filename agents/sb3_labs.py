@@ -104,9 +104,12 @@ class SB3Lab(Lab):
                        / max(trained.seconds, 1e-9))
         run.figure("returns", returns_figure(run.dir / "metrics.jsonl", self.name or spec.env_id))
         if cfg.record_video:
-            path, frames, renderer = bridge.record_episode(
-                self.agent, spec, self.norm, run.dir / "figures" / "episode.gif",
-                cfg.seed + bridge.FINAL_SEED_OFFSET, cfg.video_fps)
+            from agents.episode_gif import episode_gif
+
+            path, frames, renderer = episode_gif(
+                spec.env_id, bridge.deterministic_action(self.agent, spec, self.norm),
+                run.dir / "figures" / "episode.gif", cfg.seed + bridge.FINAL_SEED_OFFSET,
+                cfg.video_fps)
             run.video("episode", path, fps=cfg.video_fps)
             run.table("video", ["file", "frames", "renderer"], [[path.name, frames, renderer]])
             metrics["video_frames"] = float(frames)

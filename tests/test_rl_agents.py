@@ -124,8 +124,10 @@ def test_record_video_writes_an_episode_gif():
     res = run("cartpole-a2c", explain=False, record_video=True, **TINY["cartpole-a2c"],
               **QUIET)
     gif = res.dir / "figures" / "episode.gif"
+    (row,) = json.loads((res.dir / "video.table.json").read_text())["rows"]
     with Image.open(gif) as im:
         assert im.n_frames >= 4  # a greedy episode lasts >= 8 steps (every other one drawn)
+        assert row[:2] == ["episode.gif", im.n_frames]
 
 
 def test_dqn_resume_carries_the_step_counter_and_the_replay_buffer(runs_dir, cli,
