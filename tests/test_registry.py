@@ -227,6 +227,17 @@ def test_a_cached_lab_whose_dependency_vanished_is_still_reported(tmp_path, monk
     assert "imports colorsys, which is not installed" in broken.problem
 
 
+def test_a_dependency_installed_after_a_listing_is_found_by_the_next(tmp_path, monkeypatch):
+    # discover() asks each top-level import once per call; the next call asks again
+    src = "import late_pkg_xyz\n" + _MINE.format(doc="Needs late_pkg_xyz.")
+    _plugin(tmp_path, monkeypatch, src)
+    (broken,) = [b for b in registry.discover().broken if b.name == "cachedlab"]
+    assert "imports late_pkg_xyz, which is not installed" in broken.problem
+    (tmp_path / "late_pkg_xyz.py").write_text("")
+    registry.importlib.invalidate_caches()
+    assert registry.discover().get("cachedlab").summary == "Needs late_pkg_xyz."
+
+
 def test_a_corrupt_or_unwritable_cache_only_means_parsing(tmp_path, monkeypatch):
     cache_dir = tmp_path / ".lab-cache"
     cache_dir.mkdir()
