@@ -103,6 +103,13 @@ class LabConfig:
         """Checks across keys (`a + b < 1`), run after every key's own checks; raise
         `ConfigError` with one line naming the keys and values. Call `super().validate()`."""
 
+    def preflight(self) -> None:
+        """Checks of what TRAINING needs besides the values (a pretrained weights file, an
+        earlier run to start from): run before a run starts or resumes, not when `lab eval` /
+        `lab explain` reload a finished run, whose saved model no longer needs them (a run
+        copied to a machine without the weights stays usable). Raise `ConfigError`; call
+        `super().preflight()`."""
+
 
 @dataclass
 class TrainConfig(LabConfig):

@@ -66,6 +66,12 @@ def resolve_config(lab_cls: type, overrides: dict[str, Any] | None = None,
     return config_mod.build(lab_cls.Config, values, sources=origin)
 
 
+def _preflight(cfg: Any) -> None:
+    check = getattr(cfg, "preflight", None)  # a plain-dataclass Config may lack it
+    if callable(check):
+        check()
+
+
 def execute(name: str, overrides: dict[str, Any] | None = None, *,
             config_file: str | Path | None = None, resume: str | None = None,
             wandb_mode: str = "offline", wandb_project: str = "labs",
@@ -95,6 +101,7 @@ def execute(name: str, overrides: dict[str, Any] | None = None, *,
             values = {**saved.get("config", {}), **(overrides or {})}
             origin = {k: (sources or {}).get(k, "--set") for k in overrides or {}}
             cfg = config_mod.build(lab_cls.Config, values, source=str(path), sources=origin)
+            _preflight(cfg)
             return saved, cfg, device_mod.choose(cfg.device)
 
         resumed()  # refuse a bad resume before touching the run, even its .lock
@@ -108,6 +115,7 @@ def execute(name: str, overrides: dict[str, Any] | None = None, *,
         run_id, meta = path.name, saved
     else:
         cfg = resolve_config(lab_cls, overrides, config_file, sources)
+        _preflight(cfg)  # what training needs (weights, a source run): before a directory
         dev = device_mod.choose(cfg.device)  # a bad device fails before a directory is made
         threads_mod.resolve(cfg.threads)  # and so does a bad thread count
         run_id, path = distributed.on_main(rundir.create, name, runs_dir)  # rank 0 makes it

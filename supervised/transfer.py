@@ -97,13 +97,19 @@ class Config(TrainConfig):
             if self.weights:
                 raise ConfigError("weights= is for torchvision backbones; the small backbone "
                                   "is pretrained here (or reused with source_run=)")
+        elif self.source_run:
+            raise ConfigError(f"source_run= reuses a small backbone; {self.backbone} "
+                              f"comes with its own pretrained weights")
+
+    def preflight(self) -> None:
+        """The pretrained weights (or the source run) are there: training needs them; a
+        reloaded run's saved model does not."""
+        super().preflight()
+        if self.backbone == "small":
             if self.source_run:
                 backbones.run_artifact(self.source_run, "transfer-cnn", ARTIFACT,
                                        "pretrained backbone")
         else:
-            if self.source_run:
-                raise ConfigError(f"source_run= reuses a small backbone; {self.backbone} "
-                                  f"comes with its own pretrained weights")
             backbones.locate(self.backbone, self.weights)
 
 

@@ -79,6 +79,12 @@ def test_a_torchvision_backbone_from_a_weights_file(tmp_path):
     record = json.loads((res.dir / "strategies.json").read_text())
     assert record["source"] == str(weights)
     assert record["strategies"]["finetune"]["unfrozen_blocks"] == ["layer4"]
+    # the trained run no longer needs the pretrained file: `lab eval` works without it
+    weights.unlink()
+    from labs.reload import evaluate_saved
+
+    _, scores = evaluate_saved(str(res.dir))
+    assert scores["finetune/test_acc"] == pytest.approx(res.metrics["finetune_acc_n1"])
 
 
 def test_no_weights_offline_is_one_line(cli, monkeypatch, tmp_path):
