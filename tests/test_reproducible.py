@@ -75,3 +75,18 @@ def test_a_supervised_run_is_the_same_before_and_after_other_labs(tmp_path):
     again = run("digits-mlp", **cfg)
     assert _weights(first) == _weights(again)
     assert _numbers(first) == _numbers(again)
+
+
+def test_auto_threads_is_the_same_after_a_run_that_chose_its_own(monkeypatch):
+    """On a machine with many cores auto means torch's default; it used to mean "leave the
+    count alone", so a run after `threads=N` ran on N threads (other float sums)."""
+    from labs import threads
+
+    monkeypatch.setattr(threads, "usable_cores", lambda: 16)
+    n = torch.get_num_threads()
+    try:
+        auto = threads.apply(0)
+        assert threads.apply(auto + 1) == auto + 1  # an earlier run of the process chose
+        assert threads.apply(0) == auto
+    finally:
+        torch.set_num_threads(n)
