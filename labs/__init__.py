@@ -51,6 +51,7 @@ _EXPORTS = {
     "choose_device": "labs.device:choose",
     "rng_state": "labs.trainer",
     "set_rng_state": "labs.trainer",
+    "rng_untouched": "labs.trainer",  # once-per-process work inside a run draws nothing
     # data
     "Dataset": "labs.data",
     "Split": "labs.data",
