@@ -124,11 +124,12 @@ def execute(name: str, overrides: dict[str, Any] | None = None, *,
                 "created": dt.datetime.now().isoformat(timespec="seconds"), "command": command}
     dev = distributed.device(dev)  # one GPU per process (LOCAL_RANK)
     distributed.barrier()  # every rank has read a resumed run before rank 0 rewrites it
+    threads = threads_mod.apply(cfg.threads)  # every rank: the count changes float sums
     if not distributed.is_main():  # ranks > 0 train along in a scratch directory
         return distributed.follow(lab_cls, name, run_id, path, cfg, dev, resume=bool(resume),
                                   callbacks=callbacks)
     meta.update(config=config_mod.to_dict(cfg), seed=cfg.seed, device=str(dev),
-                threads=threads_mod.apply(cfg.threads), versions=versions(lab_cls.source))
+                threads=threads, versions=versions(lab_cls.source))
     meta["world_size"] = distributed.world_size()
     rundir.write_yaml(path / "config.yaml", meta)
     rundir.write_summary(path, "running", {}, "")

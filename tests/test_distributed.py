@@ -69,6 +69,23 @@ def test_one_process_is_left_alone():
     assert distributed.unwrap(compiled) is model
 
 
+def test_every_rank_sets_its_thread_count(monkeypatch, tmp_path):
+    # a rank > 0 leaves `execute` for `follow` before rank 0 writes config.yaml: it must have
+    # applied `threads` by then too (the count changes the order of float sums)
+    before = torch.get_num_threads()
+    want = 2 if before != 2 else 1
+    seen = []
+    monkeypatch.setattr(distributed, "on_main", lambda fn, *a, **k: fn(*a, **k))
+    monkeypatch.setattr(distributed, "is_main", lambda: False)  # this process plays rank 1
+    monkeypatch.setattr(distributed, "follow", lambda *a, **k: seen.append(
+        torch.get_num_threads()))
+    try:
+        run("xor-mlp", runs_dir=tmp_path, track=False, explain=False, threads=want)
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [want]
+
+
 def test_devices_flag_is_removed_for_the_ranks():
     argv = ["run", "xor-mlp", "--devices", "2", "--epochs", "3", "--devices=4", "--no-track"]
     assert distributed.strip_devices(argv) == ["run", "xor-mlp", "--epochs", "3", "--no-track"]
