@@ -57,6 +57,25 @@ def test_gate_bias_and_parameter_counts():
     assert rs.SequenceNet("gru", 8)(torch.zeros(5, 9)).shape == (5,)
 
 
+def keep_gate_bias(net: rs.SequenceNet) -> torch.Tensor:
+    """b_ih + b_hh of the second gate block: the LSTM's forget gate, the GRU's update gate."""
+    h = net.rnn.hidden_size
+    return (net.rnn.bias_ih_l0 + net.rnn.bias_hh_l0)[h:2 * h].detach()
+
+
+def test_lstm_and_gru_keep_gates_start_from_their_own_bias():
+    # the LSTM's forget gate starts at sigmoid(2 + 2) ~ 0.98 (a ~50-step memory); the GRU's
+    # update gate, which also mutes what is written, at sigmoid(1 + 1)
+    models = rs.RNNSequence().model(rs.Config(lengths=[5], hidden=8), None)
+    assert torch.allclose(keep_gate_bias(models["L5-lstm"]), torch.full((8,), 4.0))
+    assert torch.allclose(keep_gate_bias(models["forecast-lstm"]), torch.full((8,), 4.0))
+    assert torch.allclose(keep_gate_bias(models["L5-gru"]), torch.full((8,), 2.0))
+    models = rs.RNNSequence().model(rs.Config(lengths=[5], hidden=8, forget_bias=0.5,
+                                              gate_bias=0.0), None)
+    assert torch.allclose(keep_gate_bias(models["L5-lstm"]), torch.full((8,), 1.0))
+    assert torch.allclose(keep_gate_bias(models["L5-gru"]), torch.zeros(8))
+
+
 @pytest.mark.parametrize("key,value,fragment", [
     ("lengths", [], "non-empty"),
     ("lengths", [5, 5], "repeated"),
