@@ -189,6 +189,49 @@ def sb3_bridge_table(d: dict) -> str:
                     rows))
 
 
+def _first_epoch(curve: list[float], level: float = 0.9) -> str:
+    """The first epoch (1-based) at which a validation curve reached `level`, "-" if never."""
+    return next((str(i) for i, v in enumerate(curve, 1) if v >= level), "-")
+
+
+def rnn_sequence_table(d: dict) -> str:
+    """bench_rnn_sequence.py: memory accuracy per seed and cell, and how many seeds separate."""
+    cells = ("rnn", "lstm", "gru")
+    names = {"rnn": "simple RNN", "lstm": "LSTM", "gru": "GRU"}
+    runs = d["seeds"]
+    rows = [[seed, *(f"{r['acc'][c]:.2f}" for c in cells),
+             " / ".join(_first_epoch(r["val_acc_per_epoch"][c]) for c in cells),
+             "yes" if r["separates"] else "no", f"{r['seconds']:.0f}"]
+            for seed, r in runs.items()]
+    n_sep = sum(r["separates"] for r in runs.values())
+    crit = d["criterion"]
+    epochs = len(next(iter(runs.values()))["val_acc_per_epoch"]["rnn"])
+    sets = ", ".join(f"{k}={v}" for k, v in d.get("overrides", {}).items())
+    out = [f"`rnn-sequence` defaults{f' with {sets}' if sets else ''} ({epochs} epochs), "
+           f"`lengths=[{d['length']}]` (the sign of the first element, then {d['length']} "
+           f"noise steps), no explanations, one process per seed; test accuracy (chance 0.5); "
+           f"separates = LSTM and GRU >= {crit['gated_min']} and the simple RNN <= "
+           f"{crit['rnn_max']}:", "",
+           table(["seed", *(names[c] for c in cells),
+                  "first epoch with val acc >= 0.9 (RNN / LSTM / GRU)", "separates", "wall s"],
+                 rows), "",
+           f"separated on {n_sep} of {len(runs)} seeds; median accuracy "
+           + ", ".join(f"{names[c]} {_median([r['acc'][c] for r in runs.values()]):.2f}"
+                       for c in cells) + "."]
+    if "default_run" in d:
+        r, m = d["default_run"], d["default_run"]["metrics"]
+        lengths = sorted({int(k.rsplit("_L", 1)[1]) for k in m if "_acc_L" in k})
+        acc = "; ".join(f"L={n}: " + " / ".join(f"{m[f'{c}_acc_L{n}']:.2f}" for c in cells)
+                        for n in lengths)
+        mse = ", ".join(f"{names[c]} {m[f'{c}_test_mse']:.3f}" for c in cells)
+        out += ["", f"The whole default command (`lab run rnn-sequence --no-track`, every "
+                    f"length, LIME on, seed 0): {r['seconds']:.0f} s; memory accuracy "
+                    f"(simple RNN / LSTM / GRU) {acc}; forecast test MSE {mse} vs naive "
+                    f"{m['naive_test_mse']:.3f}, seasonal-naive "
+                    f"{m['seasonal_naive_test_mse']:.3f}."]
+    return "\n".join(out)
+
+
 SECTIONS = [  # (json name, title, how to run, table function)
     ("trainer", "Training loop: the shared trainer vs a hand-written loop",
      "python benchmarks/bench_trainer.py", trainer_table),
@@ -206,6 +249,8 @@ SECTIONS = [  # (json name, title, how to run, table function)
      rl_table),
     ("sb3_bridge", "The SB3 bridge against a bare `model.learn`",
      "python benchmarks/bench_sb3_bridge.py", sb3_bridge_table),
+    ("rnn_sequence", "rnn-sequence: does the memory lesson hold across seeds?",
+     "python benchmarks/bench_rnn_sequence.py", rnn_sequence_table),
 ]
 
 
@@ -303,6 +348,16 @@ def summary() -> str:
                          f"{len(runs)} ({speed:,.0f} steps/s)")
         lines.append("- CartPole-v1 solved (mean >= 475 over 20 evaluation episodes) per seed, "
                      "same budgets (`bench_rl.py`): " + ", ".join(parts) + ".")
+    rs = load("rnn_sequence")
+    if rs:
+        runs = rs["seeds"]
+        learned = [s for s, r in runs.items() if r["acc"]["rnn"] > rs["criterion"]["rnn_max"]]
+        crit, n_sep = rs["criterion"], sum(r["separates"] for r in runs.values())
+        lines.append(f"- rnn-sequence's memory lesson at L={rs['length']} "
+                     f"(`bench_rnn_sequence.py`): LSTM and GRU >= {crit['gated_min']} and the "
+                     f"simple RNN <= {crit['rnn_max']} on {n_sep} of {len(runs)} seeds"
+                     + (f" (the simple RNN learned it too on seed(s) {', '.join(learned)})"
+                        if learned else "") + ".")
     lines.append("- Every table, with the machine it ran on: "
                  "[benchmarks/README.md](benchmarks/README.md).")
     return "\n".join(lines) + "\n"

@@ -26,6 +26,7 @@ SCRIPTS = {  # name: (script, full args, quick args)
     "cnn_epoch": ("bench_cnn_epoch.py", [], ["--rounds", "1", "--epochs", "2"]),
     "rl": ("bench_rl.py", [], ["--seeds", "0"]),
     "sb3_bridge": ("bench_sb3_bridge.py", [], ["--rounds", "1"]),
+    "rnn_sequence": ("bench_rnn_sequence.py", [], ["--seeds", "0", "--no-default-run"]),
 }
 
 
