@@ -77,6 +77,9 @@ def same_process_table(d: dict) -> str:
 def labs_table(d: dict) -> str:
     rows = [[f"`{k}`", _mr(v, "{:.2f}")] for k, v in d["commands"].items()]
     checks = "; ".join(f"{k}: {v}" for k, v in d.get("checks", {}).items())
+    if d.get("wandb_minus_no_track_s"):
+        checks += (f"\n\n`lab run digits-mlp` with W&B offline minus `--no-track`, each "
+                   f"round's pair, s: {_mr(d['wandb_minus_no_track_s'], '{:.2f}')}")
     return (f"fresh interpreter per command, {d['repeat']} interleaved repeats, "
             f"seconds, median (range):\n\n" + table(["command", "wall s"], rows)
             + (f"\n\n{checks}" if checks else ""))
