@@ -61,18 +61,18 @@ def test_a_gan_run_is_the_same_as_the_first_of_its_process_and_after_another_lab
     cfg = dict(epochs=1, hidden=[16], score_every=1, explain=False, track=False,
                runs_dir=tmp_path)
     quality._judge_at.cache_clear()  # as in a fresh process: the first run loads the judge
-    first = run("gan", **cfg)
-    run("xor-mlp", explain=False, track=False, runs_dir=tmp_path)
-    again = run("gan", **cfg)
-    assert _weights(first) == _weights(again)
-    assert _numbers(first) == _numbers(again)
+    _same_before_and_after_another_lab("gan", cfg)
 
 
 def test_a_supervised_run_is_the_same_before_and_after_other_labs(tmp_path):
-    cfg = dict(epochs=2, explain=False, track=False, runs_dir=tmp_path)
-    first = run("digits-mlp", **cfg)
-    run("xor-mlp", explain=False, track=False, runs_dir=tmp_path)
-    again = run("digits-mlp", **cfg)
+    _same_before_and_after_another_lab(
+        "digits-mlp", dict(epochs=2, explain=False, track=False, runs_dir=tmp_path))
+
+
+def _same_before_and_after_another_lab(lab: str, cfg: dict) -> None:
+    first = run(lab, **cfg)
+    run("xor-mlp", explain=False, track=False, runs_dir=cfg["runs_dir"])
+    again = run(lab, **cfg)
     assert _weights(first) == _weights(again)
     assert _numbers(first) == _numbers(again)
 
