@@ -77,14 +77,20 @@ def _acc(model, data) -> float:
         return (model(data.test.x).argmax(-1) == data.test.y).float().mean().item()
 
 
-def work_hand(data, batch: int, epochs: int, threads: int) -> tuple[float, float, float]:
+def _hand_setup(data) -> tuple:
+    """(model, Adam, loss, x, y) of the hand loops, seeded like every other side."""
     import torch
 
     torch.manual_seed(0)
     model = _model()
-    opt = torch.optim.Adam(model.parameters(), 1e-3)
-    loss_fn = torch.nn.CrossEntropyLoss()
-    x, y = data.train.x, data.train.y
+    return (model, torch.optim.Adam(model.parameters(), 1e-3), torch.nn.CrossEntropyLoss(),
+            data.train.x, data.train.y)
+
+
+def work_hand(data, batch: int, epochs: int, threads: int) -> tuple[float, float, float]:
+    import torch
+
+    model, opt, loss_fn, x, y = _hand_setup(data)
     t, c = time.perf_counter(), time.process_time()
     for _ in range(epochs):
         model.train()
@@ -98,11 +104,7 @@ def work_hand(data, batch: int, epochs: int, threads: int) -> tuple[float, float
 def work_hand_metrics(data, batch: int, epochs: int, threads: int) -> tuple[float, float, float]:
     import torch
 
-    torch.manual_seed(0)
-    model = _model()
-    opt = torch.optim.Adam(model.parameters(), 1e-3)
-    loss_fn = torch.nn.CrossEntropyLoss()
-    x, y = data.train.x, data.train.y
+    model, opt, loss_fn, x, y = _hand_setup(data)
     history = []
     t, c = time.perf_counter(), time.process_time()
     for _ in range(epochs):
