@@ -641,22 +641,18 @@ def set_rng_state(state: dict[str, Any] | None) -> None:
 @contextlib.contextmanager
 def rng_untouched() -> Iterator[None]:
     """Run a block without moving any global random generator a run draws from (python,
-    numpy, torch on the CPU and on every initialized CUDA device).
+    numpy, torch on the CPU and on every CUDA device): `rng_state` before, `set_rng_state`
+    after.
 
     For work a process does once inside a run and then caches, like building a cached model
     (`nn.Linear` draws its initial weights even when a checkpoint overwrites them at once):
     unguarded, only the first run in a process makes those draws, so it trains on other random
     numbers than every later run with the same seed and config."""
-    py, npy, cpu = random.getstate(), np.random.get_state(), torch.get_rng_state()
-    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+    state = rng_state()
     try:
         yield
     finally:
-        random.setstate(py)
-        np.random.set_state(npy)
-        torch.set_rng_state(cpu)
-        if cuda is not None:
-            torch.cuda.set_rng_state_all(cuda)
+        set_rng_state(state)
 
 
 def seed_everything(seed: int) -> None:
